@@ -1,0 +1,162 @@
+"""WebDataset shard files: names, atomic publishing, per-shard stats (the "done" marker).
+
+A shard is written to `OUT/_tmp/`, fsynced, re-read to check its member count, moved into place with
+`os.replace`, and only then is its stats file written (atomically too). A crash can leave a stale temp
+file, never a partial `.tar` under a final name; a shard without its stats file is not done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import webdataset as wds
+
+TMP = "_tmp"
+
+
+def shard_name(name: str, shard: int) -> str:
+    return f"{name}-{shard:06d}.tar"
+
+
+def stats_name(name: str, shard: int) -> str:
+    return f"{name}-{shard:06d}.stats.json"
+
+
+def sample_key(shard: int, index: int) -> str:
+    return f"{shard:06d}_{index:06d}"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.parent / TMP / (path.name + f".{os.getpid()}.part")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=True).encode()
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class ShardWriter:
+    """Writes one shard's samples (dicts of `__key__` and extension -> bytes) with fixed tar metadata,
+    so the same samples always give the same bytes. Use as a context manager; `publish()` at the end."""
+
+    def __init__(self, out_dir: Path, name: str, shard: int):
+        self.final = out_dir / shard_name(name, shard)
+        self.tmp = out_dir / TMP / (self.final.name + f".{os.getpid()}.part")
+        self.tmp.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.tmp, "wb")
+        self._sha = hashlib.sha256()
+        self._hf = _HashingFile(self._f, self._sha)
+        self._tw = wds.TarWriter(self._hf, encoder=False, mtime=0, user="textinfuse",
+                                 group="textinfuse", mode=0o444)
+        self.count = 0
+        self.members = 0
+
+    def write(self, sample: dict[str, Any]) -> None:
+        self._tw.write(sample)
+        self.count += 1
+        self.members += sum(1 for k in sample if not k.startswith("_"))
+
+    def publish(self) -> tuple[int, str]:
+        """Finish, check, and move into place; return (bytes, sha256)."""
+        self._tw.close()
+        self._hf.close()  # flush + fsync
+        with open(self.tmp, "rb") as f:
+            with tarfile.open(fileobj=f, mode="r:") as tf:
+                n = sum(1 for _ in tf)
+        if n != self.members:
+            raise OSError(f"{self.tmp}: {n} members written, expected {self.members}")
+        size = self.tmp.stat().st_size
+        os.replace(self.tmp, self.final)
+        _fsync_dir(self.final.parent)
+        return size, self._sha.hexdigest()
+
+    def abort(self) -> None:
+        """Drop the temp file (on any error while writing)."""
+        try:
+            self._tw.close()  # let tarfile finish its stream now, not later from a finaliser
+        except (OSError, ValueError):
+            pass
+        try:
+            self._f.close()
+        except OSError:
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type, *_: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+class _HashingFile(io.RawIOBase):
+    """File wrapper that hashes what is written and fsyncs on close."""
+
+    def __init__(self, f, sha):
+        self._f, self._sha = f, sha
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        self._sha.update(b)
+        return self._f.write(b)
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+        super().close()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_stats(out_dir: Path, name: str, shard: int) -> dict[str, Any] | None:
+    p = out_dir / stats_name(name, shard)
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def sweep_tmp(out_dir: Path) -> int:
+    """Remove stale temp files left by a crash; return how many."""
+    d = out_dir / TMP
+    if not d.is_dir():
+        return 0
+    n = 0
+    for p in d.iterdir():
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            n += 1
+    return n

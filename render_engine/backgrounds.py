@@ -1,0 +1,227 @@
+"""Natural-image backgrounds: from folders, globs, files or WebDataset tars; decoded once, cropped often.
+
+A bad image (unreadable, truncated, too small, a decompression bomb) is reported once with a one-line
+warning naming it, remembered as bad, and another is drawn; the job goes on. Odd modes (CMYK, 16-bit,
+palette, alpha, animated) are converted to 8-bit RGB.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import logging
+import tarfile
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+
+@dataclass(frozen=True)
+class BgRef:
+    """Where one image lives: a file, or a member of a tar (data offset and size)."""
+
+    name: str  # stable id written into labels
+    path: str
+    offset: int = -1
+    size: int = -1
+
+    def read(self) -> bytes:
+        with open(self.path, "rb") as f:
+            if self.offset < 0:
+                return f.read()
+            f.seek(self.offset)
+            return f.read(self.size)
+
+
+class BadImage(Exception):
+    pass
+
+
+def _index_tar(path: Path) -> list[BgRef]:
+    refs = []
+    try:
+        with tarfile.open(path, "r:") as tf:
+            for m in tf:
+                if m.isfile() and Path(m.name).suffix.lower() in IMAGE_EXTS:
+                    refs.append(BgRef(f"{path.name}:{m.name}", str(path), m.offset_data, m.size))
+    except (tarfile.TarError, OSError, EOFError) as e:
+        log.warning("%s: malformed tar, %d images indexed before the error (%s)", path, len(refs), e)
+    return refs
+
+
+def expand_sources(specs: list[str]) -> tuple[list[BgRef], list[tuple[str, str]]]:
+    """Folders (recursive), globs, brace patterns, image files and .tar shards -> image refs + problems."""
+    from braceexpand import braceexpand
+
+    refs: list[BgRef] = []
+    problems: list[tuple[str, str]] = []
+    for spec in specs:
+        for pat in braceexpand(spec):
+            paths = [Path(p) for p in sorted(glob.glob(pat, recursive=True))] if glob.has_magic(pat) else [Path(pat)]
+            if not paths:
+                problems.append((pat, "no match"))
+            for p in paths:
+                if p.is_dir():
+                    try:
+                        files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS | {".tar"})
+                    except OSError as e:
+                        problems.append((str(p), f"unreadable folder ({e.strerror})"))
+                        continue
+                    if not files:
+                        problems.append((str(p), "no images in folder"))
+                    for f in files:
+                        refs.extend(_index_tar(f) if f.suffix == ".tar" else [BgRef(f"{p.name}/{f.relative_to(p).as_posix()}", str(f))])
+                elif p.suffix.lower() == ".tar" and p.is_file():
+                    refs.extend(_index_tar(p))
+                elif p.is_file():
+                    refs.append(BgRef(p.name, str(p)))
+                else:
+                    problems.append((str(p), "not found"))
+    for src, why in problems:
+        log.warning("%s: background source skipped (%s)", src, why)
+    return refs, problems
+
+
+def decode(data: bytes, max_pixels: int, min_side: int) -> np.ndarray:
+    """Bytes -> uint8 RGB (H, W, 3), or BadImage with a short reason."""
+    if not data:
+        raise BadImage("empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = max_pixels
+            im = Image.open(io.BytesIO(data))
+            w, h = im.size
+            if w * h > max_pixels:
+                raise BadImage(f"decompression bomb? {w}x{h} exceeds the {max_pixels}-pixel limit")
+            if min(w, h) < min_side:
+                raise BadImage(f"too small ({w}x{h}, need {min_side} px on the short side)")
+            im.seek(0)  # animated: first frame
+            im.load()
+            im = ImageOps.exif_transpose(im)
+    except BadImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadImage(f"decompression bomb? over the {max_pixels}-pixel limit") from None
+    except Image.UnidentifiedImageError:
+        raise BadImage("unreadable (not a recognised image format)") from None
+    except Exception as e:  # PIL raises many types on hostile input
+        raise BadImage(f"unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        hi = a.max() if a.size else 1.0
+        a = np.clip(a / (257.0 if hi > 255 else 1.0), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(a[..., None], 3, axis=2))
+    if im.mode in ("RGBA", "LA", "PA", "P") or "transparency" in im.info:
+        im = im.convert("RGBA")
+        grey = Image.new("RGBA", im.size, (128, 128, 128, 255))
+        im = Image.alpha_composite(grey, im)
+    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A crop of a source image: box (x, y, w, h) in source pixels, horizontal flip."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    flip: bool
+
+
+def sample_crop(rng: np.random.Generator, src_hw: tuple[int, int], out_wh: tuple[int, int],
+                scale_range: tuple[float, float]) -> Crop:
+    """Random scale (source px per output px), position and flip."""
+    H, W = src_hw
+    ow, oh = out_wh
+    smax = min(W / ow, H / oh)
+    lo, hi = scale_range
+    s = smax if smax < lo else float(np.exp(rng.uniform(np.log(lo), np.log(min(hi, smax)))))
+    cw, ch = max(1, min(W, round(ow * s))), max(1, min(H, round(oh * s)))
+    x = int(rng.integers(W - cw + 1))
+    y = int(rng.integers(H - ch + 1))
+    return Crop(x, y, cw, ch, bool(rng.random() < 0.5))
+
+
+def apply_crop(img: np.ndarray, crop: Crop, out_wh: tuple[int, int]) -> np.ndarray:
+    a = img[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
+    interp = cv2.INTER_AREA if crop.w >= out_wh[0] else cv2.INTER_LINEAR
+    a = cv2.resize(a, out_wh, interpolation=interp)
+    return a[:, ::-1] if crop.flip else a
+
+
+class BackgroundSet:
+    """Indexed background images with a per-process decode cache (LRU by bytes)."""
+
+    def __init__(self, refs: list[BgRef], max_pixels: int = 64_000_000, min_side: int = 16,
+                 cache_bytes: int = 256 << 20):
+        if not refs:
+            raise ValueError("no background images found")
+        self.refs = refs
+        self.max_pixels = max_pixels
+        self.min_side = min_side
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cached = 0
+        self.bad: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def image(self, i: int) -> np.ndarray:
+        """Decoded RGB image i (raises BadImage, also on later calls, if it cannot be used)."""
+        return self._load(i)[0]
+
+    def busyness(self, i: int, crop: Crop, out_w: int) -> float:
+        """Mean luminance-gradient magnitude of a crop, per output pixel, from a cached integral image."""
+        integ = self._load(i)[1]
+        x, y, w, h = crop.x, crop.y, crop.w, crop.h
+        total = integ[y + h, x + w] - integ[y, x + w] - integ[y + h, x] + integ[y, x]
+        return float(total / (w * h) * (w / out_w))
+
+    def _load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if i in self.bad:
+            raise BadImage(self.bad[i])
+        hit = self._cache.get(i)
+        if hit is not None:
+            self._cache.move_to_end(i)
+            return hit
+        ref = self.refs[i]
+        try:
+            img = decode(ref.read(), self.max_pixels, self.min_side)
+        except (BadImage, OSError) as e:
+            why = str(e) if isinstance(e, BadImage) else f"unreadable ({e.strerror or e})"
+            self.bad[i] = why
+            log.warning("%s: background skipped (%s)", ref.path if ref.offset < 0 else ref.name, why)
+            raise BadImage(why) from None
+        grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        grad = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)) + np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3))
+        hit = (img, cv2.integral(grad / 8, sdepth=cv2.CV_64F))
+        self._cache[i] = hit
+        self._cached += img.nbytes + hit[1].nbytes
+        while self._cached > self.cache_bytes and len(self._cache) > 1:
+            _, (a, b) = self._cache.popitem(last=False)
+            self._cached -= a.nbytes + b.nbytes
+        return hit
+
+    def pick(self, rng: np.random.Generator, pool: list[int]) -> tuple[int, np.ndarray]:
+        """Draw a usable image from `pool` (then from everything); raise BadImage if none is usable."""
+        for candidates in (pool, range(len(self.refs))):
+            cand = [i for i in candidates if i not in self.bad]
+            while cand:
+                i = cand[int(rng.integers(len(cand)))]
+                try:
+                    return i, self.image(i)
+                except BadImage:
+                    cand.remove(i)
+        raise BadImage("no usable background image")

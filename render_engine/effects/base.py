@@ -1,0 +1,103 @@
+"""The effect protocol: `sample(rng, ctx) -> params` (all randomness) then `apply(layers, params)`.
+
+Effects act on `Layers`, so one transform moves the text, its under-layers and every box alike.
+Stages run in order: "text" (layers beneath the text: plate, stroke, shadow), "geometry" (warps of
+the text layers and boxes; the background is not warped), then "image" (after composition). Params are
+plain JSON values and go into the label, so `apply` alone re-creates the sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+STAGES = ("text", "geometry", "image")
+
+
+@dataclass
+class Layers:
+    """Everything an effect may touch. Arrays are float32; colours 0..255, alphas 0..1."""
+
+    background: np.ndarray  # (H, W, 3)
+    alpha: np.ndarray  # (H, W) text coverage
+    color: np.ndarray  # (H, W, 3) text colour
+    quads: np.ndarray  # (N, 4, 2) every label box, clockwise from top-left, (x, y)
+    under: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (alpha, colour), bottom first
+    image: np.ndarray | None = None  # the composite, after the geometry stage
+    base: np.ndarray | None = None  # the composite without the text (background + under-layers)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.alpha.shape[1], self.alpha.shape[0]
+
+    def composite(self) -> None:
+        out = self.background.copy()
+        for a, c in self.under:
+            out += (c - out) * a[..., None]
+        self.base = out.copy()
+        out += (self.color - out) * self.alpha[..., None]
+        self.image = out
+
+    def warp(self, matrix: np.ndarray) -> None:
+        """Apply a 3x3 projective transform to the text layers and the boxes (not the background)."""
+        w, h = self.size
+        warp = lambda a, border: cv2.warpPerspective(  # noqa: E731
+            a, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=border)
+        self.alpha = warp(self.alpha, cv2.BORDER_CONSTANT)
+        self.color = warp(self.color, cv2.BORDER_REPLICATE)
+        self.under = [(warp(a, cv2.BORDER_CONSTANT), warp(c, cv2.BORDER_REPLICATE)) for a, c in self.under]
+        if len(self.quads):
+            pts = cv2.perspectiveTransform(self.quads.reshape(-1, 1, 2).astype(np.float64), matrix)
+            self.quads = pts.reshape(-1, 4, 2)
+
+
+@dataclass(frozen=True)
+class EffectContext:
+    """What `sample` may look at: canvas size, level 1-5, smallest char px, the contrast target, and per
+    line its box (x0, y0, x1, y1) and text colour."""
+
+    size: tuple[int, int]
+    level: int
+    min_px: int
+    contrast_target: float
+    line_boxes: tuple[tuple[float, float, float, float], ...]
+    line_colours: tuple[tuple[int, int, int], ...]
+    quads: Any  # (N, 4, 2) array of all boxes, for geometric bounds checks
+
+
+class Effect:
+    """Subclass, set `name`, `stage`, `p_by_level` (chance of use at levels 1..5), write sample/apply."""
+
+    name: ClassVar[str]
+    stage: ClassVar[str]
+    p_by_level: ClassVar[tuple[float, float, float, float, float]]
+
+    def probability(self, level: int) -> float:
+        return self.p_by_level[min(max(level, 1), 5) - 1]
+
+    def sample(self, rng: np.random.Generator, ctx: EffectContext) -> dict[str, Any] | None:
+        """Parameters for one application, or None when the effect does not fit this sample."""
+        raise NotImplementedError
+
+    def apply(self, layers: Layers, params: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+def fits(quads: np.ndarray, matrix: np.ndarray, size: tuple[int, int], margin: float = 0.5) -> bool:
+    """True when every box, transformed by `matrix`, stays inside the canvas."""
+    if not len(quads):
+        return True
+    pts = cv2.perspectiveTransform(quads.reshape(-1, 1, 2).astype(np.float64), matrix).reshape(-1, 2)
+    w, h = size
+    return bool(pts[:, 0].min() >= margin and pts[:, 1].min() >= margin
+                and pts[:, 0].max() <= w - margin and pts[:, 1].max() <= h - margin)
+
+
+def opposite_layer(color: np.ndarray) -> np.ndarray:
+    """Per pixel: near-black under light text, near-white under dark text (for outlines and shadows)."""
+    luma = color[..., 0] * 0.2126 + color[..., 1] * 0.7152 + color[..., 2] * 0.0722
+    out = np.where((luma > 110)[..., None], np.float32(20), np.float32(240))
+    return np.repeat(out, 3, axis=2).astype(np.float32) if out.shape[-1] == 1 else out.astype(np.float32)

@@ -1,0 +1,337 @@
+"""The renderer: `generate(seeds)` samples every parameter then renders; `render(params)` re-renders.
+
+A sample's parameters (background crop, blocks with their exact lines, fonts, sizes, colours, effects)
+are plain JSON and stored in its label under "params", so any sample can be re-rendered byte for byte
+with `Renderer.render(label["params"])`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from . import effects as fx
+from .backgrounds import BackgroundSet, Crop, apply_crop, expand_sources, sample_crop
+from .color import colour_for_contrast, contrast_ratio, luminance, luminance_map
+from .config import RenderConfig
+from .fonts import FontFace, FontLibrary
+from .glyphs import GlyphCache
+from .layout import fill, grid, place
+from .levels import LEVELS, size_range
+from .paths import bundled_backgrounds, bundled_corpora, bundled_fonts
+from .text import TextSource
+
+log = logging.getLogger(__name__)
+LABEL_VERSION = 1
+
+
+@dataclass
+class Sample:
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    label: dict[str, Any]
+    alpha: np.ndarray  # (H, W) float32 text coverage after geometry (for checks and debugging)
+
+
+class Assets:
+    """Fonts, glyph cache, text and backgrounds for one config; build once per worker process."""
+
+    def __init__(self, cfg: RenderConfig):
+        fdirs = [*cfg.fonts.dirs, *([bundled_fonts()] if cfg.fonts.include_bundled or not cfg.fonts.dirs else [])]
+        self.fonts = FontLibrary.load(fdirs)
+        self.glyphs = GlyphCache()
+        corpora = Path(cfg.text.corpora) if cfg.text.corpora else bundled_corpora()
+        charset = Path(cfg.text.charset) if cfg.text.charset else bundled_corpora() / "charsets" / "gb2312_level1.txt"
+        self.text = TextSource(corpora, charset if charset.exists() else None)
+        refs, self.background_problems = expand_sources(list(cfg.backgrounds.sources) or [str(bundled_backgrounds())])
+        b = cfg.backgrounds
+        self.backgrounds = BackgroundSet(refs, b.max_pixels, b.min_side)
+
+
+def _script_mix(text: str) -> dict[str, float]:
+    counts = {"han": 0, "latin": 0, "digit": 0, "other": 0}
+    for c in text:
+        if c.isspace():
+            continue
+        if "\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff":
+            counts["han"] += 1
+        elif c.isascii() and c.isalpha() or "\u00c0" <= c <= "\u024f":
+            counts["latin"] += 1
+        elif c.isdigit():
+            counts["digit"] += 1
+        else:
+            counts["other"] += 1
+    n = sum(counts.values()) or 1
+    return {k: round(v / n, 4) for k, v in counts.items()}
+
+
+def _weighted(rng: np.random.Generator, items: tuple, weights: tuple[float, ...]):
+    if not weights:
+        return items[int(rng.integers(len(items)))]
+    p = np.asarray(weights, float)
+    return items[int(rng.choice(len(items), p=p / p.sum()))]
+
+
+class Renderer:
+    def __init__(self, cfg: RenderConfig, assets: Assets | None = None):
+        self.cfg = cfg
+        self.assets = assets or Assets(cfg)
+        self.effects = fx.ordered(cfg.effects.enabled)
+
+    # ---- measuring -------------------------------------------------------------------------------
+    def _measure(self, face: FontFace, px: int):
+        table = self.assets.glyphs.advances(face.path, face.index, px)
+        get = table.__getitem__
+        return (lambda s: sum(map(get, s))), get
+
+    # ---- sampling --------------------------------------------------------------------------------
+    def background_pool(self, rng: np.random.Generator) -> list[int]:
+        """The images one shard draws from (so each is decoded once per worker and cropped often)."""
+        n = len(self.assets.backgrounds)
+        k = min(n, self.cfg.backgrounds.per_shard)
+        return sorted(int(i) for i in rng.choice(n, size=k, replace=False))
+
+    def generate(self, rng: np.random.Generator, seeds: dict[str, int] | None = None,
+                 pool: list[int] | None = None) -> Sample:
+        """Sample all parameters from `rng` and render them."""
+        cfg = self.cfg
+        W, H = cfg.width, cfg.height
+        level = int(_weighted(rng, cfg.levels, cfg.level_weights))
+        lv = LEVELS[level]
+        lang = str(_weighted(rng, cfg.text.langs, cfg.text.lang_weights))
+        page = bool(rng.random() < cfg.layout.page_prob)
+        bg_i, img = self.assets.backgrounds.pick(rng, pool or list(range(len(self.assets.backgrounds))))
+        crops = [sample_crop(rng, img.shape[:2], (W, H), cfg.backgrounds.scale) for _ in range(abs(lv.background_tries))]
+        busy = [self.assets.backgrounds.busyness(bg_i, c, W) for c in crops]
+        j = int(np.argmin(busy) if lv.background_tries > 0 else np.argmax(busy))
+        crop = crops[j]
+        bg = apply_crop(img, crop, (W, H))
+        lo, hi = size_range(level, cfg.text.char_px)
+        blocks, dropped = [], ""
+        bg_lum = luminance_map(bg)
+        regions = self._page_region(rng, W, H) if page else self._scene_regions(rng, W, H, lo, hi)
+        for region, px, columns in regions:
+            block, lost = self._sample_block(rng, lang, page, region, px, columns, lv, bg_lum)
+            dropped += lost
+            if block:
+                blocks.append(block)
+        params = {
+            "size": [W, H], "level": level, "lang": lang, "mode": "page" if page else "scene",
+            "background": {"index": bg_i, "source": self.assets.backgrounds.refs[bg_i].name,
+                           "crop": [crop.x, crop.y, crop.w, crop.h], "flip": crop.flip, "busyness": round(busy[j], 5)},
+            "blocks": blocks, "effects": [], "dropped_chars": dropped, "seeds": seeds or {},
+        }
+        return self._render(params, bg, rng)
+
+    def _page_region(self, rng, W, H):
+        m = int(rng.integers(self.cfg.layout.margin[0], self.cfg.layout.margin[1] + 1))
+        columns = 2 if (rng.random() < self.cfg.layout.columns_prob and W >= 160) else 1
+        return [((m, m, W - 2 * m, H - 2 * m), None, columns)]
+
+    def _scene_regions(self, rng, W, H, lo, hi):
+        taken: list[tuple[int, int, int, int]] = []
+        out = []
+        for _ in range(int(rng.integers(1, self.cfg.layout.max_blocks + 1))):
+            px = int(rng.integers(lo, hi + 1))
+            for _try in range(12):
+                w = int(rng.uniform(0.3, 0.95) * W)
+                h = int(min(H - 8, px * (1.35 * int(rng.integers(1, 5)) + 0.3)))
+                x = int(rng.integers(4, max(5, W - w - 3)))
+                y = int(rng.integers(4, max(5, H - h - 3)))
+                r = (x, y, min(w, W - x - 4), h)
+                if r[2] > 2 * px and y + h <= H - 4 and all(
+                    x + r[2] + 3 < a or a + c + 3 < x or y + h + 3 < b or b + d + 3 < y for a, b, c, d in taken
+                ):
+                    taken.append(r)
+                    out.append((r, px, 1))
+                    break
+        return out
+
+    def _sample_block(self, rng, lang, page, region, px, columns, lv, bg_lum):
+        cfg = self.cfg
+        if px is None:
+            lo, hi = size_range(lv.level, cfg.text.char_px)
+            px = int(rng.integers(lo, hi + 1))
+        spacing = round(float(rng.uniform(*cfg.layout.line_spacing)), 3)
+        gap = max(px, int(region[2] * 0.05)) if columns > 1 else 0
+        rows, col_w = grid(region, px, spacing, columns, gap)
+        if rows <= 0:
+            return None, ""
+        per_line = col_w / (px * (0.5 if lang == "en" else 1.0))
+        text = self.assets.text.sample(rng, lang, int(rows * columns * per_line * 1.25) + 8, page,
+                                       cfg.text.zh_sampling == "balanced")
+        text = "".join(" " if c == "\t" else c for c in text if c == "\n" or c == "\t" or c.isprintable())
+        fonts = self.assets.fonts
+        if lang == "en" and rng.random() >= cfg.fonts.latin_in_cjk_font:
+            cands = fonts.faces_for("latin", without="han")
+        else:
+            cands = fonts.faces_for("han" if lang != "en" else "latin")
+        face, text, lost = fonts.pick(text, cands, rng)
+        indent = (2.0 if lang != "en" else 1.5) if (page and rng.random() < 0.5) else 0.0
+        align = "left" if page else str(_weighted(rng, ("left", "center", "right"), (0.6, 0.25, 0.15)))
+        width, _ = self._measure(face, px)
+        lines = fill(text, width, rows * columns, col_w, indent, px)
+        if not lines:
+            return None, lost
+        x, y, _, _ = region
+        target = round(float(rng.uniform(*lv.contrast)), 3)
+        colours = []
+        for i in range(len(lines)):  # each line's colour meets the target against the background behind it
+            col, row = divmod(i, rows)
+            ly, lx = int(y + row * px * spacing), int(x + col * (col_w + gap))
+            local = float(bg_lum[ly : ly + int(px * spacing) + 1, lx : lx + int(col_w) + 1].mean())
+            colours.append(list(colour_for_contrast(rng, local, target)))
+        block = {"region": list(region), "font": face.id, "char_px": px, "line_spacing": spacing, "align": align,
+                 "columns": columns, "gap": gap, "indent": indent, "colours": colours,
+                 "contrast_target": target, "lines": [t for t, _ in lines], "para_starts": [s for _, s in lines]}
+        return block, lost
+
+    # ---- rendering -------------------------------------------------------------------------------
+    def render(self, params: dict[str, Any]) -> Sample:
+        """Re-render a sample from its recorded params (label["params"])."""
+        b = params["background"]
+        img = self.assets.backgrounds.image(b["index"])
+        bg = apply_crop(img, Crop(*b["crop"], b["flip"]), tuple(params["size"]))
+        return self._render(params, bg, None)
+
+    def _draw(self, params: dict[str, Any]):
+        W, H = params["size"]
+        alpha = np.zeros((H, W), np.uint8)
+        index = np.zeros((H, W), np.uint8)  # which line's colour each pixel takes (palette index)
+        palette = np.zeros((256, 1, 3), np.uint8)
+        lines, chars = [], []
+        g = self.assets.glyphs
+        for bi, blk in enumerate(params["blocks"]):
+            face = self.assets.fonts.by_id[blk["font"]]
+            px = blk["char_px"]
+            width, adv = self._measure(face, px)
+            laid = place(list(zip(blk["lines"], blk["para_starts"], strict=True)), width, adv, tuple(blk["region"]),
+                         px, blk["line_spacing"], blk["align"], blk["columns"], blk["gap"], blk["indent"])
+            glyph = g.glyph
+            for ln, rgb in zip(laid, blk["colours"], strict=True):
+                # draw the line into its own small layer, then merge (exact colour per line, fast blits)
+                if not ln.xs:
+                    continue
+                oy, ox = max(0, ln.baseline - 2 * px - 2), max(0, int(ln.xs[0]) - px - 2)
+                oy1, ox1 = min(H, ln.baseline + px + 2), min(W, int(ln.xs[-1]) + 3 * px + 2)
+                la = np.zeros((oy1 - oy, ox1 - ox), np.uint8)
+                boxes = []
+                for ch, pen in zip(ln.text, ln.xs, strict=True):
+                    gl = glyph(face.path, face.index, px, ch)
+                    if gl.ink is None:
+                        continue
+                    gx, gy = int(round(pen)) + gl.left, ln.baseline - gl.top
+                    ix0, iy0, ix1, iy1 = gl.ink
+                    if gx + ix0 < ox or gy + iy0 < oy or gx + ix1 > ox1 or gy + iy1 > oy1:
+                        raise RuntimeError(f"glyph {ch!r} ink outside the canvas (layout bug)")
+                    bm = gl.bitmap
+                    ly, lx = gy - oy, gx - ox
+                    if ly < 0 or lx < 0:  # bitmap padding above/left of the line layer: trim it
+                        bm = bm[max(0, -ly):, max(0, -lx):]
+                        ly, lx = max(0, ly), max(0, lx)
+                    sub = la[ly : ly + bm.shape[0], lx : lx + bm.shape[1]]
+                    np.maximum(sub, bm[: sub.shape[0], : sub.shape[1]], out=sub)
+                    boxes.append((ch, gx + ix0, gy + iy0, gx + ix1, gy + iy1))
+                if not boxes:
+                    continue
+                if len(lines) >= 255:
+                    raise ValueError("more than 255 lines in one sample")
+                palette[len(lines) + 1, 0] = rgb
+                ra = alpha[oy:oy1, ox:ox1]
+                # the line's pixels and its empty surroundings (so warps never blend in a stray colour)
+                np.copyto(index[oy:oy1, ox:ox1], len(lines) + 1, where=(ra == 0) | (la > 0))
+                np.maximum(ra, la, out=ra)
+                x0 = min(b[1] for b in boxes)
+                x1 = max(b[3] for b in boxes)
+                top, bottom = min(b[2] for b in boxes), max(b[4] for b in boxes)
+                y0 = max(0, min(top, ln.baseline - round(0.8 * px)))
+                y1 = min(H, max(bottom, ln.baseline + round(0.2 * px)))
+                lines.append({"text": ln.text, "block": bi, "font": face.id, "char_px": px,
+                              "ink_height_px": int(bottom - top), "box": (x0, y0, x1, y1), "colour": tuple(rgb)})
+                chars.extend({"char": c, "line": len(lines) - 1, "box": (a, b_, c_, d)} for c, a, b_, c_, d in boxes)
+        colour = cv2.LUT(cv2.merge([index, index, index]), palette)
+        return alpha, colour, lines, chars
+
+    def _render(self, params: dict[str, Any], bg: np.ndarray, rng: np.random.Generator | None) -> Sample:
+        alpha8, colour, lines, chars = self._draw(params)
+        rect = lambda b: [[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]]]  # noqa: E731
+        quads = np.array([rect(d["box"]) for d in lines + chars], np.float64).reshape(-1, 4, 2)
+        layers = fx.Layers(bg.astype(np.float32), alpha8.astype(np.float32) / 255.0, colour.astype(np.float32), quads)
+        if rng is not None:  # sample effects now that the layout is known
+            self._sample_effects(rng, params, lines, layers)
+        else:
+            for e in params["effects"]:
+                if fx.REGISTRY[e["name"]].stage != "image":
+                    fx.REGISTRY[e["name"]].apply(layers, e["params"])
+        layers.composite()
+        for e in params["effects"]:
+            if fx.REGISTRY[e["name"]].stage == "image":
+                fx.REGISTRY[e["name"]].apply(layers, e["params"])
+        image = np.clip(np.rint(layers.image), 0, 255).astype(np.uint8)
+        return Sample(image, self._label(params, lines, chars, layers), layers.alpha)
+
+    def _sample_effects(self, rng, params, lines, layers) -> None:
+        if not lines:
+            return
+        blocks = params["blocks"]
+        for eff in self.effects:
+            if rng.random() >= eff.probability(params["level"]) * self.cfg.effects.strength:
+                continue
+            q = layers.quads[: len(lines)]
+            ctx = fx.EffectContext(
+                size=tuple(params["size"]), level=params["level"], min_px=min(b["char_px"] for b in blocks),
+                contrast_target=blocks[0]["contrast_target"],
+                line_colours=tuple(tuple(int(v) for v in ln["colour"]) for ln in lines),
+                line_boxes=tuple((float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 0].max()), float(a[:, 1].max())) for a in q),
+                quads=layers.quads)
+            p = eff.sample(rng, ctx)
+            if p is None:
+                continue
+            params["effects"].append({"name": eff.name, "params": p})
+            if eff.stage != "image":
+                eff.apply(layers, p)
+
+    def _label(self, params, lines, chars, layers: fx.Layers) -> dict[str, Any]:
+        n = len(lines)
+        quads = layers.quads
+        a = layers.alpha
+        lum = luminance_map(layers.base)
+        for i, (ln, q) in enumerate(zip(lines, np.round(quads[:n], 3).tolist(), strict=True)):
+            ln["box"] = q
+            x0, y0 = np.maximum(np.floor(quads[i].min(0)).astype(int), 0)
+            x1, y1 = np.ceil(quads[i].max(0)).astype(int)
+            w = a[y0:y1, x0:x1]
+            under = float((lum[y0:y1, x0:x1] * w).sum() / max(float(w.sum()), 1e-6))
+            ln["contrast"] = round(contrast_ratio(luminance(ln.pop("colour")), under), 3)
+        for ch, q in zip(chars, np.round(quads[n:], 3).tolist(), strict=True):
+            ch["box"] = q
+        text = "\n".join(ln["text"] for ln in lines)
+        faces = sorted({ln["font"] for ln in lines})
+        lib = self.assets.fonts.by_id
+        lv = LEVELS[params["level"]]
+        return {
+            "version": LABEL_VERSION,
+            "text": text,
+            "lang": params["lang"],
+            "script_mix": _script_mix(text),
+            "size": params["size"],
+            "mode": params["mode"],
+            "lines": lines,
+            "characters": chars,
+            "fonts": [{"id": f, "file": Path(lib[f].source_file).name, "family": lib[f].family,
+                       "style": lib[f].style, "face_index": lib[f].index} for f in faces],
+            "char_px": sorted({ln["char_px"] for ln in lines}),
+            "ink_height_px": float(np.median([ln["ink_height_px"] for ln in lines])) if lines else 0.0,
+            "difficulty": {"level": lv.level, "name": lv.name, "char_px": list(lv.char_px),
+                           "contrast": list(lv.contrast), "background_tries": lv.background_tries},
+            "background": params["background"],
+            "contrast": min((ln["contrast"] for ln in lines), default=None),
+            "effects": params["effects"],
+            "dropped_chars": len(params["dropped_chars"]),
+            "seeds": params["seeds"],
+            "params": params,
+        }

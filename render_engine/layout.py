@@ -1,0 +1,178 @@
+"""Line breaking and block layout.
+
+English breaks at spaces; Chinese between jieba words, with kinsoku rules: no line starts with closing
+punctuation and no line ends with opening punctuation. A block is filled with whole lines only; text
+that does not fit is left out (and so is never in the label).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+CLOSING = frozenset(
+    "）)]｝}〕〉》」』】〙〗〟’”｠»、。，．,.：；:;！？!?‼⁇⁈⁉…‥・ー〜～%％‰°℃ーぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ々"
+)
+OPENING = frozenset("（([｛{〔〈《「『【〘〖〝‘“｟«$¥￥£€#")
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
+_WORDS = re.compile(r"\S+|\s+")
+
+
+def has_cjk(text: str) -> bool:
+    return _CJK.search(text) is not None
+
+
+@lru_cache(maxsize=1)
+def _jieba():
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+@lru_cache(maxsize=20000)
+def tokenize(paragraph: str) -> tuple[str, ...]:
+    """Break opportunities: tokens whose boundaries are allowed line breaks (kinsoku applied)."""
+    if has_cjk(paragraph):
+        raw = _jieba().lcut(paragraph, HMM=False)
+    else:
+        raw = _WORDS.findall(paragraph)
+    out: list[str] = []
+    for tok in raw:
+        if out and not tok.isspace() and not out[-1].isspace() and (tok[0] in CLOSING or out[-1][-1] in OPENING):
+            out[-1] += tok
+        else:
+            out.append(tok)
+    return tuple(out)
+
+
+def _split_long(token: str, width: Callable[[str], float], max_w: float) -> list[str]:
+    """Break one over-long token between characters, still obeying kinsoku."""
+    pieces: list[str] = []
+    cur = ""
+    for ch in token:
+        if cur and width(cur + ch) > max_w:
+            # oidashi: never start a piece with closing punctuation or end one with opening punctuation
+            while len(cur) > 1 and (ch in CLOSING or cur[-1] in OPENING):
+                ch = cur[-1] + ch
+                cur = cur[:-1]
+            pieces.append(cur)
+            cur = ch
+        else:
+            cur += ch
+    if cur:
+        pieces.append(cur)
+    return pieces
+
+
+def wrap(paragraph: str, width: Callable[[str], float], max_w: float, max_lines: int = 1 << 30) -> list[str]:
+    """Greedy wrap of one paragraph into lines no wider than `max_w` (spaces at breaks are dropped).
+
+    Stops once `max_lines` complete lines exist (the rest would not be shown anyway)."""
+    lines: list[str] = []
+    cur = ""
+    cur_w = 0.0
+    for tok in tokenize(paragraph):
+        if len(lines) >= max_lines:
+            return lines[:max_lines]
+        if tok.isspace():
+            if cur:
+                w = width(tok)
+                if cur_w + w > max_w:
+                    lines.append(cur)
+                    cur, cur_w = "", 0.0
+                else:
+                    cur += tok
+                    cur_w += w
+            continue
+        w = width(tok)
+        if cur_w + w <= max_w:
+            cur += tok
+            cur_w += w
+            continue
+        if cur.strip():
+            lines.append(cur.rstrip())
+        cur, cur_w = "", 0.0
+        if w <= max_w:
+            cur, cur_w = tok, w
+            continue
+        pieces = _split_long(tok, width, max_w)
+        lines.extend(pieces[:-1])
+        cur = pieces[-1]
+        cur_w = width(cur)
+    if cur.strip():
+        lines.append(cur.rstrip())
+    return lines
+
+
+@dataclass(frozen=True)
+class LaidLine:
+    """One line placed in the canvas: its text, the pen x of each character and the baseline y (px)."""
+
+    text: str
+    xs: tuple[float, ...]
+    baseline: int
+
+
+def grid(region: tuple[int, int, int, int], px: int, line_spacing: float, columns: int, gap: int) -> tuple[int, float]:
+    """(rows per column, column width) of a block: whole lines whose ink stays inside the region."""
+    _, _, w, h = region
+    col_w = (w - gap * (columns - 1)) / columns
+    pitch = px * line_spacing
+    usable = h - round(0.9 * px) - round(0.3 * px)
+    rows = int(usable // pitch) + 1 if usable >= 0 else 0
+    return (rows if col_w >= 2 * px else 0), col_w
+
+
+def fill(text: str, width: Callable[[str], float], capacity: int, col_w: float, indent: float, px: int
+         ) -> list[tuple[str, bool]]:
+    """Wrap paragraphs (newline-separated) into at most `capacity` lines of width `col_w`.
+
+    Returns (line, starts_paragraph) pairs; a paragraph's first line is shortened by `indent` em.
+    """
+    out: list[tuple[str, bool]] = []
+    ind = indent * px
+    for para in text.split("\n"):
+        para = para.strip()
+        if not para:
+            continue
+        if ind:
+            first = wrap(para, width, col_w - ind, 1)[:1]
+            rest = para[len(first[0]):].lstrip() if first else para
+            lines = first + (wrap(rest, width, col_w, capacity - len(out)) if rest else [])
+        else:
+            lines = wrap(para, width, col_w, capacity - len(out))
+        for k, line in enumerate(lines):
+            if len(out) >= capacity:
+                return out
+            out.append((line, k == 0))
+    return out
+
+
+def place(lines: list[tuple[str, bool]], width: Callable[[str], float], advance: Callable[[str], float],
+          region: tuple[int, int, int, int], px: int, line_spacing: float, align: str = "left",
+          columns: int = 1, gap: int = 0, indent: float = 0.0) -> list[LaidLine]:
+    """Positions for lines from `fill`: column by column, top to bottom, aligned within the column."""
+    x0, y0, _, _ = region
+    rows, col_w = grid(region, px, line_spacing, columns, gap)
+    out = []
+    for i, (line, para_start) in enumerate(lines):
+        col, row = divmod(i, max(rows, 1))
+        lw = width(line)
+        off = indent * px if (para_start and align == "left") else 0.0
+        if align == "center":
+            off = (col_w - lw) / 2
+        elif align == "right":
+            off = col_w - lw
+        pen = x0 + col * (col_w + gap) + max(0.0, off)
+        xs = []
+        for ch in line:
+            xs.append(pen)
+            pen += advance(ch)
+        out.append(LaidLine(line, tuple(xs), y0 + round(0.9 * px) + round(row * px * line_spacing)))
+    return out

@@ -1,0 +1,48 @@
+"""Difficulty levels, from 1 (easy) to 5 (hard).
+
+| level | name        | char px (em) | contrast (WCAG) | background               | effect chance |
+|-------|-------------|--------------|-----------------|--------------------------|---------------|
+| 1     | easy        | 14-20        | 7-12            | calmest of 4 crops       | low           |
+| 2     | moderate    | 10-16        | 4.5-8           | calmer of 2 crops        | low-medium    |
+| 3     | medium      | 8-13         | 3-5             | any crop                 | medium        |
+| 4     | challenging | 6-10         | 2-3.5           | busier of 2 crops        | medium-high   |
+| 5     | hard        | 5-7          | 1.5-2.5         | busiest of 4 crops       | high          |
+
+Char px is the em size in pixels (see README "Character size"). Sizes are drawn uniformly from the
+level's range intersected with the job's `char_px` range. Contrast is the target ratio between the text
+colour and the mean background luminance under the text block; the label records the achieved value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Level:
+    level: int
+    name: str
+    char_px: tuple[int, int]  # inclusive em-size range, px
+    contrast: tuple[float, float]  # WCAG ratio range
+    background_tries: int  # crops tried; the calmest (positive) or busiest (negative) is kept
+
+
+LEVELS: dict[int, Level] = {
+    1: Level(1, "easy", (14, 20), (7.0, 12.0), 4),
+    2: Level(2, "moderate", (10, 16), (4.5, 8.0), 2),
+    3: Level(3, "medium", (8, 13), (3.0, 5.0), 1),
+    4: Level(4, "challenging", (6, 10), (2.0, 3.5), -2),
+    5: Level(5, "hard", (5, 7), (1.5, 2.5), -4),
+}
+
+
+def size_range(level: int, char_px: tuple[int, int]) -> tuple[int, int]:
+    """The level's char-px range clipped to the job's range; ValueError if they do not overlap."""
+    lo, hi = LEVELS[level].char_px
+    a, b = max(lo, char_px[0]), min(hi, char_px[1])
+    if a > b:
+        raise ValueError(
+            f"level {level} ({LEVELS[level].name}) draws {lo}-{hi} px characters, which does not overlap "
+            f"char_px {char_px[0]}-{char_px[1]}"
+        )
+    return a, b

@@ -1,0 +1,46 @@
+"""Shared fixtures: one bundled-data renderer and one tiny rendered dataset per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from render_engine.config import RenderConfig
+
+
+@pytest.fixture(scope="session")
+def renderer():
+    from render_engine.engine import Renderer
+
+    return Renderer(RenderConfig())
+
+
+@pytest.fixture(scope="session")
+def tiny_job():
+    from pipelines.render_job import OutputConfig, RenderJobConfig
+
+    return RenderJobConfig(seed=7, num_samples=12, output=OutputConfig(samples_per_shard=5))
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory, tiny_job) -> Path:
+    from pipelines.render_job import run_render
+
+    out = tmp_path_factory.mktemp("tiny")
+    run_render(tiny_job, out)
+    return out
+
+
+def subset_font(src: Path, dst: Path, chars: str) -> Path:
+    """A deliberately partial font: `src` cut down to `chars` (fontTools subsetter)."""
+    from fontTools import subset
+
+    opts = subset.Options()
+    opts.name_IDs = ["*"]
+    font = subset.load_font(str(src), opts)
+    sub = subset.Subsetter(opts)
+    sub.populate(unicodes=[ord(c) for c in chars])
+    sub.subset(font)
+    subset.save_font(font, str(dst), opts)
+    return dst

@@ -1,0 +1,101 @@
+"""Shards read back with the standard reader; stats, manifest, determinism, resume, atomic failure."""
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import replace
+
+import pytest
+import webdataset as wds
+
+from pipelines import render_job
+from pipelines.render_job import ConfigMismatch, run_render
+
+
+def read_back(folder):
+    shards = sorted(str(p) for p in folder.glob("*.tar"))
+    return list(wds.WebDataset(shards, shardshuffle=False))
+
+
+def test_shards_are_standard_webdataset(tiny_dataset, tiny_job):
+    items = read_back(tiny_dataset)
+    assert [s["__key__"] for s in items] == [f"{i // 5:06d}_{i % 5:06d}" for i in range(12)]
+    for s in items:
+        assert set(k for k in s if not k.startswith("__")) == {"png", "json", "txt"}
+        lab = json.loads(s["json"])
+        assert lab["key"] == s["__key__"] and s["txt"].decode() == lab["text"] and lab["text"]
+        assert s["png"][:8] == b"\x89PNG\r\n\x1a\n"
+        assert lab["seeds"] == {"run": 7, "shard": int(s["__key__"][:6]), "index": int(s["__key__"][7:])}
+    man = json.loads((tiny_dataset / "manifest.json").read_text())
+    assert man["totals"]["samples"] == 12 and man["num_shards"] == 3 and man["seed"] == 7
+    assert man["config"]["output"]["samples_per_shard"] == 5
+    for sh in man["shards"]:
+        tar = tiny_dataset / sh["file"]
+        st = json.loads((tiny_dataset / sh["file"].replace(".tar", ".stats.json")).read_text())
+        assert hashlib.sha256(tar.read_bytes()).hexdigest() == sh["sha256"] == st["sha256"]
+        assert st["count"] == sh["count"] and st["members"] == 3 * st["count"] and st["bytes"] == tar.stat().st_size
+        assert sum(st["histograms"]["lang"].values()) == st["count"]
+    assert not list((tiny_dataset / "_tmp").iterdir())
+
+
+def test_same_seed_gives_identical_bytes_and_resume_skips_done_shards(tiny_dataset, tiny_job, tmp_path):
+    out = tmp_path / "again"
+    run_render(tiny_job, out)
+    for p in sorted(tiny_dataset.glob("*.tar")):
+        assert (out / p.name).read_bytes() == p.read_bytes()
+    # lose one shard and interrupt mid-shard (a stale temp file): the rerun redoes only that shard
+    (out / "textinfuse-000001.tar").unlink()
+    (out / "textinfuse-000001.stats.json").unlink()
+    (out / "_tmp" / "textinfuse-000001.tar.999.part").write_bytes(b"partial")
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")}
+    run_render(tiny_job, out)
+    for name, t in before.items():
+        assert (out / name).stat().st_mtime_ns == t
+    assert (out / "textinfuse-000001.tar").read_bytes() == (tiny_dataset / "textinfuse-000001.tar").read_bytes()
+    assert not list((out / "_tmp").iterdir())
+
+
+def test_other_config_is_refused_unless_overwrite(tiny_dataset, tiny_job, tmp_path):
+    out = tmp_path / "cfg"
+    shutil.copytree(tiny_dataset, out)
+    other = replace(tiny_job, seed=8)
+    with pytest.raises(ConfigMismatch, match="--overwrite"):
+        run_render(other, out)
+    run_render(other, out, overwrite=True)
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 8
+    assert (out / "textinfuse-000000.tar").read_bytes() != (tiny_dataset / "textinfuse-000000.tar").read_bytes()
+
+
+def test_disk_full_leaves_no_partial_shard(tiny_job, tmp_path, monkeypatch):
+    real = render_job.encode
+    calls = {"n": 0}
+
+    def flaky(image, out):
+        calls["n"] += 1
+        if calls["n"] == 7:  # second shard, second sample
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(image, out)
+
+    monkeypatch.setattr(render_job, "encode", flaky)
+    man = run_render(tiny_job, tmp_path)
+    assert [f["shard"] for f in man["failed_shards"]] == [1]
+    assert "No space left" in man["failed_shards"][0]["reason"]
+    assert sorted(p.name for p in tmp_path.glob("*.tar")) == ["textinfuse-000000.tar", "textinfuse-000002.tar"]
+    assert not (tmp_path / "textinfuse-000001.stats.json").exists()
+    assert not list((tmp_path / "_tmp").iterdir())
+    monkeypatch.setattr(render_job, "encode", real)
+    man = run_render(tiny_job, tmp_path)  # resume completes it
+    assert man["totals"]["samples"] == 12 and not man["failed_shards"]
+
+
+def test_preview_draws_a_grid(tiny_dataset, tmp_path):
+    from PIL import Image
+
+    from pipelines.preview import preview
+
+    n = preview(tiny_dataset, tmp_path / "g.png", num=8, boxes=True, cols=4)
+    im = Image.open(tmp_path / "g.png")
+    assert n == 8 and im.size == (4 * 260 + 4, 2 * 274 + 4)
+    assert os.path.getsize(tmp_path / "g.png") > 10_000

@@ -1,0 +1,105 @@
+"""Labels are exact: text, boxes, fonts, sizes; samples are deterministic and re-renderable."""
+
+import json
+
+import numpy as np
+
+from render_engine.config import FontConfig, RenderConfig, TextConfig
+from render_engine.engine import Renderer
+from render_engine.levels import LEVELS
+from render_engine.paths import bundled_fonts
+from tests.conftest import subset_font
+
+
+def samples(r: Renderer, n: int, seed: int = 0):
+    pool = r.background_pool(np.random.default_rng(seed))
+    for i in range(n):
+        yield r.generate(np.random.default_rng([seed, i]), {"run": seed, "shard": 0, "index": i}, pool)
+
+
+def check_label(r: Renderer, s, char_px=(5, 20)):
+    lab = s.label
+    H, W = s.image.shape[:2]
+    assert lab["size"] == [W, H]
+    assert lab["text"] == "\n".join(ln["text"] for ln in lab["lines"])
+    visible = [(c, i) for i, ln in enumerate(lab["lines"]) for c in ln["text"] if not c.isspace()]
+    assert [(c["char"], c["line"]) for c in lab["characters"]] == visible
+    lv = LEVELS[lab["difficulty"]["level"]]
+    for ln in lab["lines"]:
+        face = r.assets.fonts.by_id[ln["font"]]
+        assert face.covers(ln["text"]), (ln["font"], ln["text"])
+        assert lv.char_px[0] <= ln["char_px"] <= lv.char_px[1]
+        assert char_px[0] <= ln["char_px"] <= char_px[1]
+        assert ln["ink_height_px"] > 0 and ln["contrast"] >= 1.0
+    for item in lab["lines"] + lab["characters"]:
+        q = np.asarray(item["box"])
+        assert q.shape == (4, 2)
+        assert q[:, 0].min() >= 0 and q[:, 1].min() >= 0 and q[:, 0].max() <= W and q[:, 1].max() <= H, item
+        x0, y0 = np.floor(q.min(0)).astype(int)
+        x1, y1 = np.ceil(q.max(0)).astype(int)
+        assert s.alpha[y0:y1, x0:x1].max() > 0.05, ("box without ink", item)
+    json.dumps(lab)  # plain JSON
+
+
+def test_labels_are_exact_across_levels_and_languages(renderer):
+    seen = set()
+    for s in samples(renderer, 40):
+        check_label(renderer, s)
+        seen.add((s.label["lang"], s.label["mode"]))
+    assert {m for _, m in seen} == {"page", "scene"} and {lang for lang, _ in seen} == {"en", "zh"}
+
+
+def test_mixed_text_embeds_latin_in_chinese():
+    r = Renderer(RenderConfig(text=TextConfig(langs=("mixed",))))
+    mixes = [s.label["script_mix"] for s in samples(r, 12)]
+    for s in samples(r, 3):
+        check_label(r, s)
+    assert all(m["han"] > 0 for m in mixes) and np.mean([m["han"] for m in mixes]) > 0.4
+    assert sum(m["latin"] + m["digit"] > 0 for m in mixes) >= 10
+
+
+def test_same_seed_same_sample_and_rerender_from_label(renderer):
+    a = list(samples(renderer, 6, seed=3))
+    b = list(samples(renderer, 6, seed=3))
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(x.image, y.image)
+        assert json.dumps(x.label, sort_keys=True) == json.dumps(y.label, sort_keys=True)
+        again = renderer.render(json.loads(json.dumps(x.label["params"])))
+        assert np.array_equal(again.image, x.image)
+    c = list(samples(renderer, 6, seed=4))
+    assert not all(np.array_equal(x.image, z.image) for x, z in zip(a, c, strict=True))
+
+
+def test_char_px_range_is_honoured():
+    r = Renderer(RenderConfig(levels=(3, 4), text=TextConfig(char_px=(8, 9))))
+    for s in samples(r, 8):
+        check_label(r, s, (8, 9))
+        assert set(s.label["char_px"]) <= {8, 9}
+
+
+def test_partial_font_is_never_used_for_characters_it_lacks(tmp_path):
+    subset_font(bundled_fonts() / "latin" / "DejaVuSans.ttf", tmp_path / "partial.ttf", "aeiounrst ")
+    only = Renderer(RenderConfig(text=TextConfig(langs=("en",)), fonts=FontConfig(dirs=(str(tmp_path),), include_bundled=False)))
+    dropped = 0
+    for s in samples(only, 6):
+        assert set(s.label["text"]) <= set("aeiounrst \n")
+        dropped += s.label["dropped_chars"]
+        check_label(only, s)
+    assert dropped > 0
+    # beside the bundled fonts, the partial face is only ever given text it covers (check_label asserts it)
+    mixed = Renderer(RenderConfig(text=TextConfig(langs=("en",)), fonts=FontConfig(dirs=(str(tmp_path),))))
+    for s in samples(mixed, 12):
+        check_label(mixed, s)
+
+
+def test_every_effect_keeps_boxes_exact():
+    from render_engine.config import EffectsConfig
+    from render_engine.effects import REGISTRY
+
+    for name in REGISTRY:
+        r = Renderer(RenderConfig(levels=(3,), effects=EffectsConfig(enabled=(name,), strength=50.0)))
+        used = 0
+        for s in samples(r, 4, seed=11):
+            check_label(r, s)
+            used += any(e["name"] == name for e in s.label["effects"])
+        assert used >= 1, name
