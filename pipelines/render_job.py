@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
+import orjson
 
 from render_engine.config import RenderConfig
 from textinfuse.configio import config_hash, to_dict
@@ -33,7 +34,8 @@ log = logging.getLogger(__name__)
 class OutputConfig:
     name: str = "textinfuse"  # shard file prefix: NAME-000000.tar
     format: Literal["png", "jpg", "webp"] = "png"
-    png_level: int = 1  # zlib level 0-9: 1 is ~2x faster than 6 for ~10 % more bytes
+    png_level: int = 1  # zlib level 0-9
+    png_fast: bool = True  # Paeth filter + RLE strategy: ~2x faster than libpng's adaptive filters, same size
     quality: int = 95  # jpg/webp quality (1-100)
     samples_per_shard: int = 1000
 
@@ -82,10 +84,18 @@ def versions() -> dict[str, str]:
             "opencv": cv2.__version__, "pillow": PIL.__version__, "freetype": ".".join(map(str, freetype.version()))}
 
 
+def png_params(out: OutputConfig) -> list[int]:
+    p = [cv2.IMWRITE_PNG_COMPRESSION, out.png_level]
+    if out.png_fast:
+        p += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_PAETH, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    return p
+
+
 def encode(image: np.ndarray, out: OutputConfig) -> bytes:
-    bgr = np.ascontiguousarray(image[..., ::-1])
+    """RGB uint8 -> file bytes in the configured format (lossless PNG by default)."""
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     if out.format == "png":
-        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, out.png_level])
+        ok, buf = cv2.imencode(".png", bgr, png_params(out))
     elif out.format == "jpg":
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, out.quality])
     else:
@@ -137,7 +147,7 @@ def render_shard(job: RenderJobConfig, shard: int, out_dir: str | Path) -> dict[
             key = sample_key(shard, i)
             lab["key"] = key
             w.write({"__key__": key, job.output.format: encode(s.image, job.output),
-                     "json": json.dumps(lab, ensure_ascii=False, sort_keys=True).encode(), "txt": lab["text"].encode()})
+                     "json": orjson.dumps(lab, option=orjson.OPT_SORT_KEYS), "txt": lab["text"].encode()})
             n = sum(1 for c in lab["text"] if not c.isspace())
             chars += n
             dropped += lab["dropped_chars"]

@@ -206,7 +206,7 @@ class BackgroundSet:
             raise BadImage(why) from None
         grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
         grad = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)) + np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3))
-        hit = (img, cv2.integral(grad / 8, sdepth=cv2.CV_64F))
+        hit = (img, cv2.integral(grad / 8, sdepth=cv2.CV_32F))  # float32 halves the memory; ample precision
         self._cache[i] = hit
         self._cached += img.nbytes + hit[1].nbytes
         while self._cached > self.cache_bytes and len(self._cache) > 1:

@@ -8,6 +8,7 @@ with `Renderer.render(label["params"])`.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from .text import TextSource
 
 log = logging.getLogger(__name__)
 LABEL_VERSION = 1
+# control and format characters (no ink, no meaning for OCR): removed from text before layout
+_INVISIBLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
 
 
 @dataclass
@@ -47,6 +50,8 @@ class Assets:
         corpora = Path(cfg.text.corpora) if cfg.text.corpora else bundled_corpora()
         charset = Path(cfg.text.charset) if cfg.text.charset else bundled_corpora() / "charsets" / "gb2312_level1.txt"
         self.text = TextSource(corpora, charset if charset.exists() else None)
+        if any(lang != "en" for lang in cfg.text.langs):
+            self.text.preload()
         refs, self.background_problems = expand_sources(list(cfg.backgrounds.sources) or [str(bundled_backgrounds())])
         b = cfg.backgrounds
         self.backgrounds = BackgroundSet(refs, b.max_pixels, b.min_side)
@@ -164,7 +169,7 @@ class Renderer:
         per_line = col_w / (px * (0.5 if lang == "en" else 1.0))
         text = self.assets.text.sample(rng, lang, int(rows * columns * per_line * 1.25) + 8, page,
                                        cfg.text.zh_sampling == "balanced")
-        text = "".join(" " if c == "\t" else c for c in text if c == "\n" or c == "\t" or c.isprintable())
+        text = _INVISIBLE.sub("", text.replace("\t", " "))
         fonts = self.assets.fonts
         if lang == "en" and rng.random() >= cfg.fonts.latin_in_cjk_font:
             cands = fonts.faces_for("latin", without="han")
@@ -199,67 +204,75 @@ class Renderer:
         return self._render(params, bg, None)
 
     def _draw(self, params: dict[str, Any]):
+        """Compose every glyph of the sample in one vectorised pass.
+
+        Returns the alpha (H, W) uint8, the text colour layer (H, W, 3) uint8, line dicts, (char, line)
+        pairs for every inked character, and the boxes (lines first, then characters) as (N, 4) x0 y0 x1 y1.
+        """
         W, H = params["size"]
-        alpha = np.zeros((H, W), np.uint8)
-        index = np.zeros((H, W), np.uint8)  # which line's colour each pixel takes (palette index)
-        palette = np.zeros((256, 1, 3), np.uint8)
-        lines, chars = [], []
-        g = self.assets.glyphs
+        glyph = self.assets.glyphs.glyph
+        lines: list[dict[str, Any]] = []
+        chars: list[tuple[str, int]] = []
+        gls, pens, bases = [], [], []
         for bi, blk in enumerate(params["blocks"]):
             face = self.assets.fonts.by_id[blk["font"]]
-            px = blk["char_px"]
+            px, path, fi = blk["char_px"], face.path, face.index
             width, adv = self._measure(face, px)
             laid = place(list(zip(blk["lines"], blk["para_starts"], strict=True)), width, adv, tuple(blk["region"]),
                          px, blk["line_spacing"], blk["align"], blk["columns"], blk["gap"], blk["indent"])
-            glyph = g.glyph
             for ln, rgb in zip(laid, blk["colours"], strict=True):
-                # draw the line into its own small layer, then merge (exact colour per line, fast blits)
-                if not ln.xs:
-                    continue
-                oy, ox = max(0, ln.baseline - 2 * px - 2), max(0, int(ln.xs[0]) - px - 2)
-                oy1, ox1 = min(H, ln.baseline + px + 2), min(W, int(ln.xs[-1]) + 3 * px + 2)
-                la = np.zeros((oy1 - oy, ox1 - ox), np.uint8)
-                boxes = []
+                li, n0 = len(lines), len(gls)
                 for ch, pen in zip(ln.text, ln.xs, strict=True):
-                    gl = glyph(face.path, face.index, px, ch)
-                    if gl.ink is None:
-                        continue
-                    gx, gy = int(round(pen)) + gl.left, ln.baseline - gl.top
-                    ix0, iy0, ix1, iy1 = gl.ink
-                    if gx + ix0 < ox or gy + iy0 < oy or gx + ix1 > ox1 or gy + iy1 > oy1:
-                        raise RuntimeError(f"glyph {ch!r} ink outside the canvas (layout bug)")
-                    bm = gl.bitmap
-                    ly, lx = gy - oy, gx - ox
-                    if ly < 0 or lx < 0:  # bitmap padding above/left of the line layer: trim it
-                        bm = bm[max(0, -ly):, max(0, -lx):]
-                        ly, lx = max(0, ly), max(0, lx)
-                    sub = la[ly : ly + bm.shape[0], lx : lx + bm.shape[1]]
-                    np.maximum(sub, bm[: sub.shape[0], : sub.shape[1]], out=sub)
-                    boxes.append((ch, gx + ix0, gy + iy0, gx + ix1, gy + iy1))
-                if not boxes:
-                    continue
-                if len(lines) >= 255:
-                    raise ValueError("more than 255 lines in one sample")
-                palette[len(lines) + 1, 0] = rgb
-                ra = alpha[oy:oy1, ox:ox1]
-                # the line's pixels and its empty surroundings (so warps never blend in a stray colour)
-                np.copyto(index[oy:oy1, ox:ox1], len(lines) + 1, where=(ra == 0) | (la > 0))
-                np.maximum(ra, la, out=ra)
-                x0 = min(b[1] for b in boxes)
-                x1 = max(b[3] for b in boxes)
-                top, bottom = min(b[2] for b in boxes), max(b[4] for b in boxes)
-                y0 = max(0, min(top, ln.baseline - round(0.8 * px)))
-                y1 = min(H, max(bottom, ln.baseline + round(0.2 * px)))
-                lines.append({"text": ln.text, "block": bi, "font": face.id, "char_px": px,
-                              "ink_height_px": int(bottom - top), "box": (x0, y0, x1, y1), "colour": tuple(rgb)})
-                chars.extend({"char": c, "line": len(lines) - 1, "box": (a, b_, c_, d)} for c, a, b_, c_, d in boxes)
+                    gl = glyph(path, fi, px, ch)
+                    if gl.ink is not None:
+                        gls.append(gl)
+                        pens.append(pen)
+                        chars.append((ch, li))
+                if len(gls) > n0:
+                    bases.extend([ln.baseline] * (len(gls) - n0))
+                    lines.append({"text": ln.text, "block": bi, "font": face.id, "char_px": px,
+                                  "colour": tuple(rgb), "_baseline": ln.baseline, "_first": n0})
+        if len(lines) > 254:
+            raise ValueError(f"{len(lines)} lines in one sample (at most 254)")
+        alpha = np.zeros((H, W), np.uint8)
+        index = np.zeros((H, W), np.uint8)  # which line's colour each pixel takes (palette index)
+        palette = np.zeros((256, 1, 3), np.uint8)
+        if not gls:
+            return alpha, cv2.merge([index, index, index]), lines, chars, np.zeros((0, 4))
+        ox = np.rint(np.asarray(pens)).astype(np.int32)
+        oy = np.asarray(bases, np.int32)
+        ink = np.asarray([g.ink for g in gls], np.int32)
+        cb = np.stack([ox + ink[:, 0], oy + ink[:, 1], ox + ink[:, 2], oy + ink[:, 3]], 1)
+        if cb[:, :2].min() < 0 or cb[:, 2].max() > W or cb[:, 3].max() > H:
+            raise RuntimeError("glyph ink outside the canvas (layout bug)")
+        counts = np.fromiter((len(g.val) for g in gls), np.int64, len(gls))
+        flat = ((np.repeat(oy, counts) + np.concatenate([g.dy for g in gls])) * W
+                + np.repeat(ox, counts) + np.concatenate([g.dx for g in gls]))
+        cover = np.bincount(flat, np.concatenate([g.val for g in gls]), H * W)  # overlaps add, then clip
+        alpha = np.minimum(cover, 255).astype(np.uint8).reshape(H, W)
+        starts = np.array([ln["_first"] for ln in lines])
+        index.reshape(-1)[flat] = np.repeat(np.repeat(np.arange(1, len(lines) + 1, dtype=np.uint8),
+                                                      np.diff(np.append(starts, len(gls)))), counts)
+        x0s, y0s = np.minimum.reduceat(cb[:, 0], starts), np.minimum.reduceat(cb[:, 1], starts)
+        x1s, y1s = np.maximum.reduceat(cb[:, 2], starts), np.maximum.reduceat(cb[:, 3], starts)
+        boxes = []
+        for k, ln in enumerate(lines):
+            palette[k + 1, 0] = ln["colour"]
+            base, px = ln.pop("_baseline"), ln["char_px"]
+            del ln["_first"]
+            x0, x1, top, bottom = int(x0s[k]), int(x1s[k]), int(y0s[k]), int(y1s[k])
+            y0, y1 = max(0, min(top, base - round(0.8 * px))), min(H, max(bottom, base + round(0.2 * px)))
+            ln["ink_height_px"] = bottom - top
+            boxes.append((x0, y0, x1, y1))
+            # colour the empty surroundings too, so warps never blend the text with a stray colour
+            reg = index[max(0, top - 2) : bottom + 2, max(0, x0 - 2) : x1 + 2]
+            np.copyto(reg, k + 1, where=reg == 0)
         colour = cv2.LUT(cv2.merge([index, index, index]), palette)
-        return alpha, colour, lines, chars
+        return alpha, colour, lines, chars, np.concatenate([np.asarray(boxes, np.int32).reshape(-1, 4), cb])
 
     def _render(self, params: dict[str, Any], bg: np.ndarray, rng: np.random.Generator | None) -> Sample:
-        alpha8, colour, lines, chars = self._draw(params)
-        rect = lambda b: [[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]]]  # noqa: E731
-        quads = np.array([rect(d["box"]) for d in lines + chars], np.float64).reshape(-1, 4, 2)
+        alpha8, colour, lines, chars, b = self._draw(params)
+        quads = b[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 4, 2).astype(np.float64)  # clockwise from top-left
         layers = fx.Layers(bg.astype(np.float32), alpha8.astype(np.float32) / 255.0, colour.astype(np.float32), quads)
         if rng is not None:  # sample effects now that the layout is known
             self._sample_effects(rng, params, lines, layers)
@@ -271,8 +284,8 @@ class Renderer:
         for e in params["effects"]:
             if fx.REGISTRY[e["name"]].stage == "image":
                 fx.REGISTRY[e["name"]].apply(layers, e["params"])
-        image = np.clip(np.rint(layers.image), 0, 255).astype(np.uint8)
-        return Sample(image, self._label(params, lines, chars, layers), layers.alpha)
+        image = cv2.convertScaleAbs(cv2.max(layers.image, 0.0))  # round and saturate to uint8
+        return Sample(image, self._label(params, lines, chars, layers, bg), layers.alpha)
 
     def _sample_effects(self, rng, params, lines, layers) -> None:
         if not lines:
@@ -295,11 +308,11 @@ class Renderer:
             if eff.stage != "image":
                 eff.apply(layers, p)
 
-    def _label(self, params, lines, chars, layers: fx.Layers) -> dict[str, Any]:
+    def _label(self, params, lines, chars, layers: fx.Layers, bg: np.ndarray) -> dict[str, Any]:
         n = len(lines)
         quads = layers.quads
         a = layers.alpha
-        lum = luminance_map(layers.base)
+        lum = luminance_map(layers.base if layers.under else bg)
         for i, (ln, q) in enumerate(zip(lines, np.round(quads[:n], 3).tolist(), strict=True)):
             ln["box"] = q
             x0, y0 = np.maximum(np.floor(quads[i].min(0)).astype(int), 0)
@@ -307,8 +320,7 @@ class Renderer:
             w = a[y0:y1, x0:x1]
             under = float((lum[y0:y1, x0:x1] * w).sum() / max(float(w.sum()), 1e-6))
             ln["contrast"] = round(contrast_ratio(luminance(ln.pop("colour")), under), 3)
-        for ch, q in zip(chars, np.round(quads[n:], 3).tolist(), strict=True):
-            ch["box"] = q
+        chars = [{"char": c, "line": li, "box": q} for (c, li), q in zip(chars, np.round(quads[n:], 3).tolist(), strict=True)]
         text = "\n".join(ln["text"] for ln in lines)
         faces = sorted({ln["font"] for ln in lines})
         lib = self.assets.fonts.by_id

@@ -12,19 +12,27 @@ import freetype
 import numpy as np
 
 _LOAD_FLAGS = freetype.FT_LOAD_RENDER | freetype.FT_LOAD_TARGET_NORMAL
+_EMPTY16 = np.zeros(0, np.int16)
+_EMPTY8 = np.zeros(0, np.uint8)
 
 
 @dataclass(frozen=True)
 class Glyph:
-    """A rendered glyph. `bitmap` is uint8 coverage (h, w); `left`/`top` place it relative to the pen
-    (x right, y up from the baseline); `advance` is in px. `ink` is the tight ink box inside the bitmap
-    (x0, y0, x1, y1), None when the glyph has no ink (space)."""
+    """A rendered glyph, relative to the pen on the baseline (x right, y down), in px.
+
+    `bitmap` is uint8 coverage (h, w) whose top-left is at (left, -top); `advance` is integral (hinted);
+    `ink` is the tight ink box (x0, y0, x1, y1), None for glyphs without ink (space); `dy`, `dx`, `val`
+    list the inked pixels (offsets and coverage), so a whole sample is composed in one vectorised pass.
+    """
 
     bitmap: np.ndarray
     left: int
     top: int
     advance: float
     ink: tuple[int, int, int, int] | None
+    dy: np.ndarray
+    dx: np.ndarray
+    val: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,7 @@ class LineMetrics:
 class GlyphCache:
     """Rasterises glyphs on demand and keeps them. Not thread-safe; one per worker process."""
 
-    def __init__(self, max_glyphs: int = 300_000):
+    def __init__(self, max_glyphs: int = 120_000):
         self._faces: dict[tuple[str, int], freetype.Face] = {}
         self._size: dict[tuple[str, int], int] = {}
         self._glyphs: dict[tuple[str, int, int, str], Glyph] = {}
@@ -83,7 +91,7 @@ class GlyphCache:
             if gi:
                 face.load_glyph(gi, freetype.FT_LOAD_DEFAULT)
                 adv = face.glyph.advance.x / 64.0 or adv
-            g = Glyph(np.zeros((0, 0), np.uint8), 0, 0, adv, None)
+            g = Glyph(np.zeros((0, 0), np.uint8), 0, 0, adv, None, _EMPTY16, _EMPTY16, _EMPTY8)
         else:
             face.load_char(ch, _LOAD_FLAGS)
             slot = face.glyph
@@ -93,11 +101,12 @@ class GlyphCache:
             else:
                 arr = np.zeros((0, 0), np.uint8)
             ink = None
-            if arr.size and arr.any():
-                rows = np.flatnonzero(arr.any(axis=1))
-                cols = np.flatnonzero(arr.any(axis=0))
-                ink = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-            g = Glyph(arr, slot.bitmap_left, slot.bitmap_top, slot.advance.x / 64.0, ink)
+            left, top = slot.bitmap_left, slot.bitmap_top
+            ys, xs = np.nonzero(arr)
+            if len(ys):
+                ink = (left + int(xs.min()), int(ys.min()) - top, left + int(xs.max()) + 1, int(ys.max()) + 1 - top)
+            g = Glyph(arr, left, top, round(slot.advance.x / 64.0), ink, (ys - top).astype(np.int16),
+                      (xs + left).astype(np.int16), arr[ys, xs])
         self._glyphs[key] = g
         return g
 

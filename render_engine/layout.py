@@ -7,10 +7,13 @@ that does not fit is left out (and so is never in the label).
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 CLOSING = frozenset(
     "）)]｝}〕〉》」』】〙〗〟’”｠»、。，．,.：；:;！？!?‼⁇⁈⁉…‥・ー〜～%％‰°℃ーぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ々"
@@ -35,9 +38,12 @@ def _jieba():
     return jieba
 
 
-@lru_cache(maxsize=20000)
-def tokenize(paragraph: str) -> tuple[str, ...]:
-    """Break opportunities: tokens whose boundaries are allowed line breaks (kinsoku applied)."""
+_TOKENS: dict[str, tuple[str, ...]] = {}
+_MAX_CACHED = 300_000
+_SEP = "\x1f"
+
+
+def _tokenize(paragraph: str) -> tuple[str, ...]:
     if has_cjk(paragraph):
         raw = _jieba().lcut(paragraph, HMM=False)
     else:
@@ -49,6 +55,49 @@ def tokenize(paragraph: str) -> tuple[str, ...]:
         else:
             out.append(tok)
     return tuple(out)
+
+
+def tokenize(paragraph: str) -> tuple[str, ...]:
+    """Break opportunities: tokens whose boundaries are allowed line breaks (kinsoku applied). Cached."""
+    toks = _TOKENS.get(paragraph)
+    if toks is None:
+        toks = _tokenize(paragraph)
+        if len(_TOKENS) < _MAX_CACHED:
+            _TOKENS[paragraph] = toks
+    return toks
+
+
+def preload(paragraphs: list[str], cache_dir: Path | None = None) -> None:
+    """Segment a corpus once. With `cache_dir`, segmentations are kept in a text file keyed by the corpus
+    hash, so later processes (e.g. every Ray worker) read them instead of running jieba again."""
+    todo = [p for p in paragraphs if p not in _TOKENS and has_cjk(p)]
+    if not todo:
+        return
+    path = None
+    if cache_dir is not None:
+        import jieba
+
+        h = hashlib.sha256("\n".join(todo).encode() + jieba.__version__.encode()).hexdigest()[:20]
+        path = cache_dir / f"seg-{h}.txt"
+        try:
+            lines = path.read_text(encoding="utf-8").split("\n")
+            if len(lines) == len(todo):
+                cached = [tuple(ln.split(_SEP)) for ln in lines]
+                if all("".join(t) == p for t, p in zip(cached, todo, strict=True)):  # never trust a stale file
+                    _TOKENS.update(zip(todo, cached, strict=True))
+                    return
+        except OSError:
+            pass
+    segs = [_tokenize(p) for p in todo]
+    _TOKENS.update(zip(todo, segs, strict=True))
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text("\n".join(_SEP.join(t) for t in segs), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            pass
 
 
 def _split_long(token: str, width: Callable[[str], float], max_w: float) -> list[str]:

@@ -46,6 +46,14 @@ class TextSource:
             raise ValueError(f"{corpora}: needs non-empty en/*.txt and zh/*.txt")
         self.charset_path = charset
 
+    def preload(self) -> None:
+        """Segment the Chinese corpus now (cached on disk across processes), not sample by sample."""
+        import tempfile
+
+        from .layout import preload
+
+        preload(self.zh, Path(tempfile.gettempdir()) / "textinfuse-cache")
+
     # -- faker ------------------------------------------------------------------------------------
     @cached_property
     def _fakers(self) -> dict:

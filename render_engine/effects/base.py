@@ -34,12 +34,11 @@ class Layers:
         return self.alpha.shape[1], self.alpha.shape[0]
 
     def composite(self) -> None:
-        out = self.background.copy()
+        out = self.background
         for a, c in self.under:
-            out += (c - out) * a[..., None]
-        self.base = out.copy()
-        out += (self.color - out) * self.alpha[..., None]
-        self.image = out
+            out = cv2.blendLinear(c, out, a, 1.0 - a)
+        self.base = out
+        self.image = cv2.blendLinear(self.color, out, self.alpha, 1.0 - self.alpha)
 
     def warp(self, matrix: np.ndarray) -> None:
         """Apply a 3x3 projective transform to the text layers and the boxes (not the background)."""

@@ -1,0 +1,96 @@
+"""Render throughput on one core: dense 256x256 page crops, English and Chinese separately.
+
+Prints samples and characters per CPU-second for whole shards (sampling, layout, drawing, effects,
+labels, PNG encoding, JSON, tar writing), the floor (PNG-encoding a background crop of the same size at
+the same compression level), their ratio, and the process's peak memory. Medians over shards; the first
+shard (cold glyph and segmentation caches) is reported apart.
+
+    .venv/bin/python benchmarks/render_throughput.py [--shards 5] [--per-shard 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipelines.render_job import OutputConfig, RenderJobConfig, png_params, render_shard, renderer_for  # noqa: E402
+from render_engine.backgrounds import apply_crop, sample_crop  # noqa: E402
+from render_engine.config import LayoutConfig, RenderConfig, TextConfig  # noqa: E402
+
+PEERS = {"trdg": 340, "SynthDoG": 100, "SynthTIGER": 25}  # characters per CPU-second, measured here (DESIGN.md)
+
+
+def png_floor_ms(cfg: RenderConfig, params: list[int], n: int = 300) -> float:
+    """Median CPU ms to PNG-encode a background crop of the canvas size (no text) with `params`."""
+    r = renderer_for(cfg)
+    rng = np.random.default_rng(0)
+    bs = r.assets.backgrounds
+    times = []
+    for _ in range(n):
+        i = int(rng.integers(len(bs)))
+        img = bs.image(i)
+        crop = apply_crop(img, sample_crop(rng, img.shape[:2], (cfg.width, cfg.height), cfg.backgrounds.scale),
+                          (cfg.width, cfg.height))
+        bgr = np.ascontiguousarray(crop[..., ::-1])
+        t = time.process_time()
+        cv2.imencode(".png", bgr, params)
+        times.append(time.process_time() - t)
+    return 1000 * statistics.median(times)
+
+
+def bench(lang: str, char_px: tuple[int, int], shards: int, per_shard: int) -> dict:
+    cfg = RenderConfig(levels=(2, 3), text=TextConfig(langs=(lang,), char_px=char_px), layout=LayoutConfig(page_prob=1.0))
+    job = RenderJobConfig(seed=1, num_samples=shards * per_shard, render=cfg, output=OutputConfig(samples_per_shard=per_shard))
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        for s in range(shards):
+            st = render_shard(job, s, d)
+            rows.append((st["cpu_s"], st["count"], st["chars"]))
+            os.unlink(Path(d) / st["file"])
+    floor = png_floor_ms(cfg, png_params(job.output))
+    floor_default = png_floor_ms(cfg, [cv2.IMWRITE_PNG_COMPRESSION, job.output.png_level])
+    warm = rows[1:] or rows
+    sps = statistics.median(c / t for t, c, _ in warm)
+    cps = statistics.median(ch / t for t, _, ch in warm)
+    return {"lang": lang, "char_px": char_px, "samples_per_cpu_s": sps, "chars_per_cpu_s": cps,
+            "chars_per_sample": statistics.median(ch / c for _, c, ch in rows),
+            "cold_samples_per_cpu_s": rows[0][1] / rows[0][0], "ms_per_sample": 1000 / sps, "floor_ms": floor,
+            "floor_default_ms": floor_default}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shards", type=int, default=5)
+    ap.add_argument("--per-shard", type=int, default=200)
+    a = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    cv2.setNumThreads(1)
+    results = [bench("en", (9, 11), a.shards, a.per_shard), bench("zh", (10, 12), a.shards, a.per_shard)]
+    print(f"{'lang':4} {'px':>6} {'chars/img':>9} {'samples/cpu-s':>13} {'(cold)':>7} {'chars/cpu-s':>11} "
+          f"{'ms/sample':>9} {'floor ms':>8} {'x floor':>7} {'libpng-default floor':>20} {'x':>5}")
+    for r in results:
+        print(f"{r['lang']:4} {r['char_px'][0]:>3}-{r['char_px'][1]:<2} {r['chars_per_sample']:9.0f} "
+              f"{r['samples_per_cpu_s']:13.1f} {r['cold_samples_per_cpu_s']:7.1f} {r['chars_per_cpu_s']:11.0f} "
+              f"{r['ms_per_sample']:9.2f} {r['floor_ms']:8.2f} {r['ms_per_sample'] / r['floor_ms']:7.2f} "
+              f"{r['floor_default_ms']:20.2f} {r['ms_per_sample'] / r['floor_default_ms']:5.2f}")
+    print("floor: PNG-encoding a background crop of the same size, level 1, with our filter/strategy settings "
+          "and with libpng's default adaptive filtering")
+    best = min(r["chars_per_cpu_s"] for r in results)
+    print("vs peers (characters per CPU-second, measured here): " +
+          ", ".join(f"{k} {v} -> {best / v:.0f}x" for k, v in PEERS.items()))
+    print(f"peak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
