@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import time
 from collections import Counter
@@ -24,6 +23,7 @@ import orjson
 from render_engine.config import RenderConfig
 from textinfuse.configio import config_hash, to_dict
 
+from .executors import Executor, LocalExecutor
 from .progress import Progress
 from .shards import ShardWriter, read_stats, sample_key, shard_name, stats_name, sweep_tmp, write_json_atomic
 
@@ -50,6 +50,7 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class RenderJobConfig:
+    recipe: str = ""  # the recipe this config started from (configs/recipes/NAME.yaml), if any
     seed: int = 0
     num_samples: int = 1000
     render: RenderConfig = field(default_factory=RenderConfig)
@@ -224,7 +225,7 @@ def write_manifest(job: RenderJobConfig, out_dir: Path, failed: list[dict]) -> d
         for k, v in s["histograms"].items():
             hist.setdefault(k, Counter()).update(v)
     bad = sorted({name: why for s in done for name, why in s["bad_backgrounds"]}.items())
-    manifest = {"config": to_dict(job), "config_hash": job.content_hash(), "seed": job.seed,
+    manifest = {"config": to_dict(job), "config_hash": job.content_hash(), "seed": job.seed, "recipe": job.recipe,
                 "num_shards": job.num_shards, "totals": totals, "bad_backgrounds": bad, "failed_shards": failed,
                 "histograms": {k: dict(sorted(v.items())) for k, v in hist.items()},
                 "shards": [{k: s[k] for k in ("shard", "file", "count", "bytes", "sha256")} for s in done],
@@ -233,27 +234,39 @@ def write_manifest(job: RenderJobConfig, out_dir: Path, failed: list[dict]) -> d
     return manifest
 
 
+def render_task(shared: tuple[RenderJobConfig, str], shard: int) -> dict[str, Any]:
+    """The unit of work an executor runs: one shard (module level, so Ray workers can import it)."""
+    job, out_dir = shared
+    return render_shard(job, shard, out_dir)
+
+
 def run_render(job: RenderJobConfig, out_dir: str | Path, overwrite: bool = False,
-               progress: Progress | None = None) -> dict[str, Any]:
-    """Render every shard not yet done, in this process, then write manifest.json and the config."""
-    out_dir = Path(out_dir)
-    prepare_output(job, out_dir, overwrite)
+               executor: Executor | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Render every shard not yet done (in this process unless an executor is given), then write
+    manifest.json and config.yaml. Failed shards are listed in the manifest under "failed_shards"."""
     import yaml
 
+    out_dir = Path(out_dir)
+    prepare_output(job, out_dir, overwrite)
     (out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(job), sort_keys=False, allow_unicode=True))
     todo = [s for s in range(job.num_shards) if not is_done(job, out_dir, s)]
     prog = progress or Progress(job.num_samples, "samples", already=job.num_samples - sum(job.shard_size(s) for s in todo))
-    failed = []
-    for s in todo:
-        try:
-            st = render_shard(job, s, out_dir)
-            prog.advance(job.shard_size(s), failures=len(st["failed"]))
-        except OSError as e:
-            failed.append({"shard": s, "reason": f"{type(e).__name__}: {e}"})
-            log.error("shard %d failed: %s", s, e)
-            prog.advance(0, failures=job.shard_size(s))
+    if len(todo) < job.num_shards:
+        log.info("resuming: %d of %d shards already done", job.num_shards - len(todo), job.num_shards)
+    failed: list[dict[str, Any]] = []
+
+    def on_result(shard: int, stats: dict[str, Any] | None, error: str | None) -> None:
+        if error is not None:
+            failed.append({"shard": shard, "reason": error})
+            log.error("shard %d failed: %s", shard, error)
+            prog.advance(0, failures=job.shard_size(shard))
+        else:
+            prog.advance(stats["count"], failures=len(stats["failed"]))
+
+    ex = executor or LocalExecutor()
+    ex.run(render_task, (job, str(out_dir)), todo, on_result)
     prog.close()
-    manifest = write_manifest(job, out_dir, failed)
-    log.info("%d samples in %d shards -> %s (pid %d)", manifest["totals"]["samples"], manifest["totals"]["shards"],
-             out_dir, os.getpid())
+    sweep_tmp(out_dir)
+    manifest = write_manifest(job, out_dir, sorted(failed, key=lambda f: f["shard"]))
+    log.info("%d samples in %d shards -> %s", manifest["totals"]["samples"], manifest["totals"]["shards"], out_dir)
     return manifest

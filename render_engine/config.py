@@ -29,6 +29,7 @@ class TextConfig:
     corpora: str = ""  # folder with en/*.txt and zh/*.txt; "" = bundled corpora/
     zh_sampling: Literal["natural", "balanced"] = "natural"  # balanced: rare charset characters too
     charset: str = ""  # character list for balanced sampling; "" = bundled GB2312 level 1
+    char_px_by_lang: dict[str, tuple[int, int]] = field(default_factory=dict)  # narrows char_px per language
 
     def __post_init__(self) -> None:
         bad = [lang for lang in self.langs if lang not in LANGS]
@@ -38,6 +39,15 @@ class TextConfig:
                                   or sum(self.lang_weights) <= 0):
             raise ValueError("text.lang_weights must be one non-negative weight per language, not all zero")
         _check_range("text.char_px", self.char_px, 5, 64)
+        for lang, r in self.char_px_by_lang.items():
+            if lang not in LANGS:
+                raise ValueError(f"text.char_px_by_lang: {lang!r} not in {LANGS}")
+            _check_range(f"text.char_px_by_lang.{lang}", r, 5, 64)
+
+    def px_for(self, lang: str) -> tuple[int, int]:
+        """The job's em-size range for one language."""
+        lo, hi = self.char_px_by_lang.get(lang, self.char_px)
+        return max(lo, self.char_px[0]), min(hi, self.char_px[1])
 
 
 @dataclass(frozen=True)
@@ -118,4 +128,12 @@ class RenderConfig:
                                    or sum(self.level_weights) <= 0):
             raise ValueError("level_weights must be one non-negative weight per level, not all zero")
         for lv in self.levels:
-            size_range(lv, self.text.char_px)  # raises if a level cannot be drawn
+            for lang in self.text.langs:
+                self.px_range(lv, lang)  # raises if a level cannot be drawn in a language
+
+    def px_range(self, level: int, lang: str) -> tuple[int, int]:
+        """Em-size range of one level in one language: level range ∩ char_px ∩ char_px_by_lang."""
+        try:
+            return size_range(level, self.text.px_for(lang))
+        except ValueError as e:
+            raise ValueError(f"{e} (language {lang})") from None

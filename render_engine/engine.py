@@ -23,7 +23,7 @@ from .config import RenderConfig
 from .fonts import FontFace, FontLibrary
 from .glyphs import GlyphCache
 from .layout import fill, grid, place
-from .levels import LEVELS, size_range
+from .levels import LEVELS
 from .paths import bundled_backgrounds, bundled_corpora, bundled_fonts
 from .text import TextSource
 
@@ -115,7 +115,7 @@ class Renderer:
         j = int(np.argmin(busy) if lv.background_tries > 0 else np.argmax(busy))
         crop = crops[j]
         bg = apply_crop(img, crop, (W, H))
-        lo, hi = size_range(level, cfg.text.char_px)
+        lo, hi = cfg.px_range(level, lang)
         blocks, dropped = [], ""
         bg_lum = luminance_map(bg)
         regions = self._page_region(rng, W, H) if page else self._scene_regions(rng, W, H, lo, hi)
@@ -159,7 +159,7 @@ class Renderer:
     def _sample_block(self, rng, lang, page, region, px, columns, lv, bg_lum):
         cfg = self.cfg
         if px is None:
-            lo, hi = size_range(lv.level, cfg.text.char_px)
+            lo, hi = cfg.px_range(lv.level, lang)
             px = int(rng.integers(lo, hi + 1))
         spacing = round(float(rng.uniform(*cfg.layout.line_spacing)), 3)
         gap = max(px, int(region[2] * 0.05)) if columns > 1 else 0

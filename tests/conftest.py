@@ -44,3 +44,21 @@ def subset_font(src: Path, dst: Path, chars: str) -> Path:
     sub.subset(font)
     subset.save_font(font, str(dst), opts)
     return dst
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray (2 CPUs) for the whole test session; yields its address. At the end it is shut
+    down and every process it started is checked gone (and killed by pid if not)."""
+    import psutil
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    address = ray.get_runtime_context().gcs_address
+    yield address
+    procs = [p for p in psutil.Process().children(recursive=True) if "ray" in " ".join(p.cmdline()).lower()]
+    ray.shutdown()
+    _, alive = psutil.wait_procs(procs, timeout=20)
+    for p in alive:
+        p.kill()
+    assert not alive, f"Ray processes left after shutdown: {[p.pid for p in alive]}"

@@ -52,16 +52,29 @@ def render_overrides(a: argparse.Namespace) -> list[str]:
 
 
 def cmd_render(a: argparse.Namespace) -> int:
+    from pipelines.executors import make_executor
     from pipelines.render_job import ConfigMismatch, RenderJobConfig, run_render
 
     from .configio import load
 
-    job = load(RenderJobConfig, a.config, render_overrides(a))
+    base = None
+    if a.recipe:
+        from pipelines.recipes import load_recipe
+
+        base = load_recipe(a.recipe)
+    job = load(RenderJobConfig, a.config, render_overrides(a), base=base)
+    executor = make_executor(a.executor, a.workers, a.address)
     try:
-        manifest = run_render(job, a.out, overwrite=a.overwrite)
+        manifest = run_render(job, a.out, overwrite=a.overwrite, executor=executor)
     except ConfigMismatch as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: finished shards are kept in {a.out}; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    finally:
+        executor.close()
     t = manifest["totals"]
     print(f"{t['samples']} samples in {t['shards']} shards, {t['chars']} characters, "
           f"{t['dropped_chars']} dropped for lack of glyphs -> {a.out}")
@@ -73,6 +86,24 @@ def cmd_preview(a: argparse.Namespace) -> int:
 
     n = preview(a.dir, a.out, num=a.num, boxes=a.boxes, cols=a.cols)
     print(f"{n} samples -> {a.out}")
+    return 0
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    from pipelines.verify import verify
+
+    r = verify(a.dir)
+    for path, why in r.problems:
+        print(f"{path}: {why}")
+    print(f"{r.checked} shards, {r.samples} samples checked; {len(r.problems)} problem(s)")
+    return 0 if r.ok else 1
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from pipelines.report import report
+
+    t = report(a.dir, a.out)
+    print(f"report of {t['samples']} samples -> {a.out}")
     return 0
 
 
@@ -94,9 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fonts", nargs="+", help="font folders or files (added to the bundled fonts)")
     r.add_argument("--format", choices=["png", "jpg", "webp"], help="image format (default png)")
     r.add_argument("--samples-per-shard", type=int, help="samples per tar (default 1000)")
-    r.add_argument("--config", help="YAML/TOML job config (flags override it)")
+    r.add_argument("--recipe", help="start from a named recipe (f16, f32, en, zh, mixed, benchmark-like) or a YAML path")
+    r.add_argument("--config", help="YAML/TOML job config over the recipe (flags override both)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config value, repeatable")
     r.add_argument("--overwrite", action="store_true", help="replace shards made with another config")
+    r.add_argument("--executor", choices=["ray", "local"], default="ray",
+                   help="ray (default: a local Ray, or the cluster at --address) or local (in-process)")
+    r.add_argument("--workers", type=int, help="CPUs for a local Ray (default: all cores)")
+    r.add_argument("--address", help="existing Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
     r.set_defaults(func=cmd_render)
 
     v = sub.add_parser("preview", help="contact sheet of rendered samples")
@@ -106,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--cols", type=int, default=6, help="grid columns (default 6)")
     v.add_argument("--boxes", action="store_true", help="draw line (red) and character (green) boxes")
     v.set_defaults(func=cmd_preview)
+
+    c = sub.add_parser("verify", help="check every shard against its stats and the manifest")
+    c.add_argument("dir", help="folder of shards")
+    c.set_defaults(func=cmd_verify)
+
+    h = sub.add_parser("report", help="self-contained HTML report of a rendered dataset")
+    h.add_argument("dir", help="folder of shards")
+    h.add_argument("--out", required=True, help="HTML file to write")
+    h.set_defaults(func=cmd_report)
     return p
 
 

@@ -68,17 +68,32 @@ def test_other_config_is_refused_unless_overwrite(tiny_dataset, tiny_job, tmp_pa
     assert (out / "textinfuse-000000.tar").read_bytes() != (tiny_dataset / "textinfuse-000000.tar").read_bytes()
 
 
-def test_disk_full_leaves_no_partial_shard(tiny_job, tmp_path, monkeypatch):
+def flaky_encode(monkeypatch, fail_calls: set[int]):
+    """Simulate a full disk (ENOSPC) on the given encode calls (1-based, in render order)."""
     real = render_job.encode
     calls = {"n": 0}
 
     def flaky(image, out):
         calls["n"] += 1
-        if calls["n"] == 7:  # second shard, second sample
+        if calls["n"] in fail_calls:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(image, out)
 
     monkeypatch.setattr(render_job, "encode", flaky)
+    return real
+
+
+def test_a_shard_that_fails_once_is_retried_at_the_end(tiny_job, tiny_dataset, tmp_path, monkeypatch):
+    flaky_encode(monkeypatch, {7})  # shard 1's second sample, first attempt only
+    man = run_render(tiny_job, tmp_path)
+    assert not man["failed_shards"] and man["totals"]["samples"] == 12
+    for p in tiny_dataset.glob("*.tar"):
+        assert (tmp_path / p.name).read_bytes() == p.read_bytes()
+
+
+def test_disk_full_leaves_no_partial_shard(tiny_job, tmp_path, monkeypatch):
+    # shard 0: calls 1-5; shard 1 fails at call 7; shard 2: 8-9; shard 1's retry fails at call 11
+    real = flaky_encode(monkeypatch, {7, 11})
     man = run_render(tiny_job, tmp_path)
     assert [f["shard"] for f in man["failed_shards"]] == [1]
     assert "No space left" in man["failed_shards"][0]["reason"]

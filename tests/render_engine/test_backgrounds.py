@@ -117,3 +117,24 @@ def test_crops_cover_scale_flip_and_small_sources():
         assert apply_crop(img, c, (64, 64)).shape == (64, 64, 3)
     tiny = sample_crop(rng, (20, 30), (64, 64), (0.5, 2.0))  # smaller than the canvas: upscaled
     assert tiny.w <= 30 and tiny.h <= 20
+
+
+def test_unreadable_folder_is_reported_and_others_are_used(odd_folder, tmp_path, monkeypatch, caplog):
+    """Root reads any folder, so the permission error is injected where the folder is listed."""
+    from pathlib import Path
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_rglob = Path.rglob
+
+    def rglob(self, pattern):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_rglob(self, pattern)
+
+    monkeypatch.setattr(Path, "rglob", rglob)
+    with caplog.at_level(logging.WARNING):
+        refs, problems = expand_sources([str(locked), str(odd_folder)])
+    assert problems == [(str(locked), "unreadable folder (Permission denied)")]
+    assert len(refs) == len(GOOD) + len(BAD)
+    assert any(str(locked) in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records)
