@@ -16,7 +16,9 @@ demo: $(STAMP)
 	$(VENV)/bin/textinfuse render --out demo --num-samples 240 --samples-per-shard 60 --seed 0
 	$(VENV)/bin/textinfuse preview demo --out demo/preview.png --num 24
 	$(VENV)/bin/textinfuse preview demo --out demo/preview-boxes.png --num 12 --boxes
-	@echo "demo/: shards, manifest.json, preview.png"
+	$(VENV)/bin/textinfuse verify demo
+	$(VENV)/bin/textinfuse report demo --out demo/report.html
+	@echo "demo/: shards, manifest.json, preview.png, preview-boxes.png, report.html"
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -24,6 +26,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/render_throughput.py
+	$(PY) benchmarks/render_scaling.py
 
 clean:
 	rm -rf demo .pytest_cache

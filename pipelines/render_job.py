@@ -115,6 +115,7 @@ def renderer_for(cfg: RenderConfig):
 
     key = config_hash(cfg)
     if key not in _RENDERERS:
+        cv2.setNumThreads(1)  # one task per core: OpenCV's own threads would only contend with other tasks
         _RENDERERS.clear()
         _RENDERERS[key] = Renderer(cfg)
     return _RENDERERS[key]
