@@ -93,6 +93,11 @@ def expand_sources(specs: list[str]) -> tuple[list[BgRef], list[tuple[str, str]]
 
 def decode(data: bytes, max_pixels: int, min_side: int) -> np.ndarray:
     """Bytes -> uint8 RGB (H, W, 3), or BadImage with a short reason."""
+    return decode_with_info(data, max_pixels, min_side)[0]
+
+
+def decode_with_info(data: bytes, max_pixels: int, min_side: int) -> tuple[np.ndarray, dict]:
+    """Like `decode`, also returning what the file was: format, mode, size, frames, bits per channel."""
     if not data:
         raise BadImage("empty file")
     try:
@@ -105,6 +110,8 @@ def decode(data: bytes, max_pixels: int, min_side: int) -> np.ndarray:
                 raise BadImage(f"decompression bomb? {w}x{h} exceeds the {max_pixels}-pixel limit")
             if min(w, h) < min_side:
                 raise BadImage(f"too small ({w}x{h}, need {min_side} px on the short side)")
+            info = {"format": im.format, "mode": im.mode, "width": w, "height": h,
+                    "frames": int(getattr(im, "n_frames", 1)), "bits": 16 if im.mode.startswith("I;16") or im.mode == "I" else 8}
             im.seek(0)  # animated: first frame
             im.load()
             im = ImageOps.exif_transpose(im)
@@ -120,12 +127,12 @@ def decode(data: bytes, max_pixels: int, min_side: int) -> np.ndarray:
         a = np.asarray(im, dtype=np.float64)
         hi = a.max() if a.size else 1.0
         a = np.clip(a / (257.0 if hi > 255 else 1.0), 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(a[..., None], 3, axis=2))
+        return np.ascontiguousarray(np.repeat(a[..., None], 3, axis=2)), info
     if im.mode in ("RGBA", "LA", "PA", "P") or "transparency" in im.info:
         im = im.convert("RGBA")
         grey = Image.new("RGBA", im.size, (128, 128, 128, 255))
         im = Image.alpha_composite(grey, im)
-    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8)), info
 
 
 @dataclass(frozen=True)

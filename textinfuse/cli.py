@@ -89,6 +89,34 @@ def cmd_preview(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_filter(a: argparse.Namespace) -> int:
+    import json
+
+    from pipelines.executors import make_executor
+    from pipelines.filter_job import FilterConfig, run_filter
+
+    from .configio import load
+
+    cfg = load(FilterConfig, a.config, a.set or [])
+    inputs = a.input
+    if a.rescore and not inputs:
+        inputs = json.loads((Path(a.rescore) / "manifest.json").read_text())["inputs"]
+    if not inputs:
+        print("error: give --input PATH... (or --rescore DIR)", file=sys.stderr)
+        return 2
+    executor = make_executor(a.executor, a.workers, a.address)
+    try:
+        man = run_filter(inputs, cfg, a.out, executor=executor, rescore_from=a.rescore)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished units are kept in {a.out}; run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        executor.close()
+    t = man["totals"]
+    print(f"{t['kept']} of {t['inputs']} images kept -> {a.out}; " + ", ".join(f"{k} {v}" for k, v in t["reasons"].items()))
+    return 1 if man["failed_shards"] else 0
+
+
 def cmd_verify(a: argparse.Namespace) -> int:
     from pipelines.verify import verify
 
@@ -142,6 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--cols", type=int, default=6, help="grid columns (default 6)")
     v.add_argument("--boxes", action="store_true", help="draw line (red) and character (green) boxes")
     v.set_defaults(func=cmd_preview)
+
+    f = sub.add_parser("filter", help="keep sharp, text-rich real images (validity, clarity, OCR text density)")
+    f.add_argument("--input", nargs="+", help="image folders, globs, list files (.txt) or WebDataset tars")
+    f.add_argument("--out", required=True, help="output folder (kept shards, scores.jsonl, manifest.json)")
+    f.add_argument("--config", help="YAML/TOML FilterConfig (thresholds)")
+    f.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config value, repeatable")
+    f.add_argument("--rescore", metavar="DIR", help="re-apply thresholds to DIR's recorded scores (inputs from DIR)")
+    f.add_argument("--executor", choices=["ray", "local"], default="ray")
+    f.add_argument("--workers", type=int, help="CPUs for a local Ray (default: all cores)")
+    f.add_argument("--address", help="existing Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
+    f.set_defaults(func=cmd_filter)
 
     c = sub.add_parser("verify", help="check every shard against its stats and the manifest")
     c.add_argument("dir", help="folder of shards")

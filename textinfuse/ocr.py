@@ -19,24 +19,41 @@ class OcrLine:
     score: float
 
 
-@lru_cache(maxsize=1)
-def _engine():
+@lru_cache(maxsize=4)
+def _engine(det_limit: int = 736, det_limit_type: str = "min"):
+    """A RapidOCR engine using one CPU thread (jobs run one task per core). `det_limit_type` "min" scales
+    images so the short side is at least `det_limit` (the engine's default, for recognition accuracy);
+    "max" only shrinks images whose long side exceeds it (cheap detection passes)."""
     try:
         from rapidocr import RapidOCR
     except ImportError as e:
         raise ImportError("OCR needs rapidocr and onnxruntime: pip install 'textinfuse[ocr]'") from e
     for name in ("RapidOCR", "rapidocr"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    return RapidOCR()
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return RapidOCR(params={
+        "Global.log_level": "error",
+        "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+        "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        "Det.limit_side_len": det_limit,
+        "Det.limit_type": det_limit_type,
+    })
 
 
 def read(image: np.ndarray) -> list[OcrLine]:
-    """OCR an RGB uint8 image (H, W, 3); lines in the engine's order."""
-    r = _engine()(np.ascontiguousarray(image))
-    if r.txts is None:
+    """OCR an RGB uint8 image (H, W, 3): detection, then recognition; lines in the engine's order."""
+    r = _engine()(np.ascontiguousarray(image), use_det=True, use_cls=False, use_rec=True)
+    txts = getattr(r, "txts", None)
+    if not txts:
         return []
     return [OcrLine(t, tuple(tuple(map(float, p)) for p in b), float(s))
-            for t, b, s in zip(r.txts, r.boxes, r.scores, strict=True)]
+            for t, b, s in zip(txts, r.boxes, r.scores, strict=True)]
+
+
+def detect(image: np.ndarray, max_side: int = 640) -> np.ndarray:
+    """Text boxes only (N, 4, 2), on the image shrunk so its long side is at most `max_side` (cheap)."""
+    r = _engine(max_side, "max")(np.ascontiguousarray(image), use_det=True, use_cls=False, use_rec=False)
+    boxes = getattr(r, "boxes", None)
+    return np.zeros((0, 4, 2)) if boxes is None or len(boxes) == 0 else np.asarray(boxes, float)
 
 
 def reading_order(items: list[tuple[str, np.ndarray]], line_height: float) -> str:

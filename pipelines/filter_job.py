@@ -1,0 +1,256 @@
+"""The filter job: score real images (validity, clarity, OCR text density), keep the good ones.
+
+Inputs (folders, globs, brace patterns, list files, WebDataset tars) become units of work: one per input
+tar, or one per `files_per_task` loose files. Each unit writes a shard of the kept images (original
+bytes, untouched, with a JSON of scores and source), a part of `scores.jsonl` (one line for every input)
+and, last, its stats (the done marker), with the same executors, atomic publishing and resume as render.
+`--rescore` re-applies new thresholds to recorded scores, computing only scores that are missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from render_engine.backgrounds import BadImage, BgRef, decode_with_info, expand_sources
+from textinfuse.configio import config_hash, to_dict
+
+from .executors import Executor, LocalExecutor
+from .filters import ordered
+from .progress import Progress
+from .shards import ShardWriter, read_stats, sample_key, shard_name, stats_name, sweep_tmp, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ValidityConfig:
+    min_side: int = 128  # px, shorter side
+    max_aspect: float = 4.0  # long side / short side
+    max_pixels: int = 64_000_000  # larger images are refused unread (decompression bombs)
+
+
+@dataclass(frozen=True)
+class ClarityConfig:
+    enabled: bool = True
+    norm_side: int = 512  # blur measures are computed with the long side shrunk to this
+    min_laplacian_var: float = 100.0
+    min_hf_energy: float = 0.006
+    min_upscale_ratio: float = 0.04
+    max_blockiness: float = 1.6
+
+
+@dataclass(frozen=True)
+class TextDensityConfig:
+    enabled: bool = True
+    presence_side: int = 640  # detection-only pass at this long side
+    min_presence_boxes: int = 2  # recognition runs only from this many detected boxes
+    min_chars: int = 30
+    min_chars_per_mp: float = 1500.0  # OmniDoc-like 256x256 crops with 200-600 characters: 3,000-9,000
+    min_confidence: float = 0.75
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    name: str = "filtered"  # output shard prefix
+    files_per_task: int = 256  # loose files per unit of work (a tar is always one unit)
+    validity: ValidityConfig = field(default_factory=ValidityConfig)
+    clarity: ClarityConfig = field(default_factory=ClarityConfig)
+    text_density: TextDensityConfig = field(default_factory=TextDensityConfig)
+
+    def __post_init__(self) -> None:
+        if self.files_per_task < 1:
+            raise ValueError("files_per_task must be >= 1")
+
+
+@dataclass(frozen=True)
+class Unit:
+    index: int
+    refs: tuple[BgRef, ...]
+    prior: tuple[dict[str, Any] | None, ...] = ()  # recorded scores per ref (rescore)
+
+
+def read_list_files(specs: list[str]) -> list[str]:
+    """Expand list files (.txt/.lst: one path or pattern per line) among the input specs."""
+    out = []
+    for s in specs:
+        p = Path(s)
+        if p.suffix in (".txt", ".lst") and p.is_file():
+            out += [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        else:
+            out.append(s)
+    return out
+
+
+def make_units(specs: list[str], files_per_task: int) -> tuple[list[Unit], list[tuple[str, str]]]:
+    refs, problems = expand_sources(read_list_files(specs))
+    by_tar: dict[str, list[BgRef]] = {}
+    loose: list[BgRef] = []
+    for r in refs:
+        (by_tar.setdefault(r.path, []) if r.offset >= 0 else loose).append(r)
+    groups = [tuple(v) for _, v in sorted(by_tar.items())]
+    loose.sort(key=lambda r: r.path)
+    groups += [tuple(loose[i : i + files_per_task]) for i in range(0, len(loose), files_per_task)]
+    return [Unit(i, g) for i, g in enumerate(groups)], problems
+
+
+def source_of(ref: BgRef) -> dict[str, str]:
+    return {"path": ref.path} if ref.offset < 0 else {"shard": ref.path, "key": ref.name.split(":", 1)[1]}
+
+
+def _reason_of(e: BadImage) -> str:
+    m = str(e)
+    for key, reason in (("empty", "empty"), ("decompression bomb", "decompression_bomb"), ("too small", "too_small")):
+        if key in m:
+            return reason
+    return "unreadable"
+
+
+def _unsafe(ref: BgRef) -> bool:
+    name = ref.name.split(":", 1)[1] if ref.offset >= 0 else ""
+    return name.startswith("/") or ".." in Path(name).parts
+
+
+def score_one(ref: BgRef, cfg: FilterConfig, prior: dict[str, Any] | None) -> tuple[dict[str, Any], bytes | None, str]:
+    """Score and decide one input; returns (record, original bytes if kept, extension)."""
+    rec: dict[str, Any] = {"source": source_of(ref), "keep": False, "reason": None}
+    ext = Path(ref.name).suffix.lower().lstrip(".").replace("jpeg", "jpg") or "bin"
+    if _unsafe(ref):
+        rec["reason"] = "unsafe_name"
+        return rec, None, ext
+    try:
+        data = ref.read()
+    except OSError as e:
+        rec.update(reason="unreadable", error=e.strerror or str(e))
+        return rec, None, ext
+    image = info = None
+    for f in ordered():
+        section = getattr(cfg, f.name)
+        scores = (prior or {}).get(f.name)
+        enabled = getattr(section, "enabled", True)
+        needs = scores is None or (enabled and not scores) or (
+            f.name == "text_density" and enabled and "chars" not in scores
+            and scores.get("presence_boxes", 0) >= section.min_presence_boxes)
+        if needs:
+            if image is None:
+                try:
+                    image, info = decode_with_info(data, cfg.validity.max_pixels, 1)
+                except BadImage as e:
+                    rec.update(reason=_reason_of(e), error=str(e))
+                    return rec, None, ext
+                rec["format"] = {k: info[k] for k in ("format", "mode", "frames", "bits")}
+            scores = f.score(image, info, section)
+        rec[f.name] = scores
+        reason = f.keep(scores, section)
+        if reason:
+            rec["reason"] = reason
+            return rec, None, ext
+    rec["keep"] = True
+    return rec, data, ext
+
+
+def filter_unit(shared: tuple[FilterConfig, str, str], unit: Unit) -> dict[str, Any]:
+    """Score one unit, publish its kept images and its scores part; return its stats (written last)."""
+    cfg, out_dir, job_hash = shared
+    out = Path(out_dir)
+    t0, c0 = time.perf_counter(), time.process_time()
+    reasons: Counter = Counter()
+    lines = []
+    with ShardWriter(out, cfg.name, unit.index) as w:
+        for k, ref in enumerate(unit.refs):
+            rec, data, ext = score_one(ref, cfg, unit.prior[k] if unit.prior else None)
+            reasons[rec["reason"] or "kept"] += 1
+            lines.append(orjson.dumps(rec, option=orjson.OPT_SORT_KEYS))
+            if rec["keep"]:
+                rec = dict(rec, key=sample_key(unit.index, k))
+                w.write({"__key__": rec["key"], ext: data, "json": orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)})
+        size, sha = w.publish()
+    part = out / "scores" / f"part-{unit.index:06d}.jsonl"
+    part.parent.mkdir(exist_ok=True)
+    tmp = part.with_suffix(".tmp")
+    tmp.write_bytes(b"\n".join(lines) + (b"\n" if lines else b""))
+    tmp.replace(part)
+    stats = {"shard": unit.index, "file": shard_name(cfg.name, unit.index), "inputs": len(unit.refs), "count": w.count,
+             "members": w.members, "bytes": size, "sha256": sha, "config_hash": job_hash, "reasons": dict(reasons),
+             "wall_s": round(time.perf_counter() - t0, 3), "cpu_s": round(time.process_time() - c0, 3)}
+    write_json_atomic(out / stats_name(cfg.name, unit.index), stats)
+    return stats
+
+
+def load_prior(scores_jsonl: Path) -> dict[str, dict[str, Any]]:
+    """Recorded scores by source (for --rescore)."""
+    out = {}
+    with open(scores_jsonl, "rb") as f:
+        for line in f:
+            if line.strip():
+                rec = orjson.loads(line)
+                out[json.dumps(rec["source"], sort_keys=True)] = rec
+    return out
+
+
+def run_filter(inputs: list[str], cfg: FilterConfig, out_dir: str | Path, executor: Executor | None = None,
+               rescore_from: str | Path | None = None) -> dict[str, Any]:
+    """Filter `inputs` into `out_dir` (resumable); with `rescore_from`, reuse that run's scores."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sweep_tmp(out)
+    units, problems = make_units(inputs, cfg.files_per_task)
+    if rescore_from is not None:
+        prior = load_prior(Path(rescore_from) / "scores.jsonl")
+        units = [Unit(u.index, u.refs, tuple(prior.get(json.dumps(source_of(r), sort_keys=True)) for r in u.refs))
+                 for u in units]
+    listing = hashlib.sha256("\n".join(f"{r.path}:{r.name}" for u in units for r in u.refs).encode()).hexdigest()
+    job_hash = config_hash({"config": to_dict(cfg), "inputs": listing, "rescore": str(rescore_from or "")})
+    done = set()
+    for u in units:
+        st = read_stats(out, cfg.name, u.index)
+        if st and st.get("config_hash") == job_hash and (out / "scores" / f"part-{u.index:06d}.jsonl").exists():
+            done.add(u.index)
+    total = sum(len(u.refs) for u in units)
+    prog = Progress(total, "images", already=sum(len(u.refs) for u in units if u.index in done))
+    failed: list[dict[str, Any]] = []
+
+    def on_result(unit: Unit, stats: dict[str, Any] | None, error: str | None) -> None:
+        if error:
+            failed.append({"shard": unit.index, "reason": error})
+            prog.advance(0, failures=len(unit.refs))
+        else:
+            prog.advance(stats["inputs"])
+
+    ex = executor or LocalExecutor()
+    ex.run(filter_unit, (cfg, str(out), job_hash), [u for u in units if u.index not in done], on_result)
+    prog.close()
+    return _finish(out, cfg, units, inputs, problems, failed, job_hash, rescore_from)
+
+
+def _finish(out: Path, cfg: FilterConfig, units: list[Unit], inputs: list[str], problems, failed, job_hash,
+            rescore_from) -> dict[str, Any]:
+    reasons: Counter = Counter()
+    tmp = out / "_tmp" / "scores.jsonl.part"
+    tmp.parent.mkdir(exist_ok=True)
+    with open(tmp, "wb") as f:
+        for u in units:
+            part = out / "scores" / f"part-{u.index:06d}.jsonl"
+            if part.exists():
+                f.write(part.read_bytes())
+    tmp.replace(out / "scores.jsonl")
+    stats = [read_stats(out, cfg.name, u.index) for u in units]
+    for st in stats:
+        if st:
+            reasons.update(st["reasons"])
+    manifest = {"inputs": inputs, "config": to_dict(cfg), "config_hash": job_hash, "rescore_from": str(rescore_from or ""),
+                "totals": {"inputs": sum(len(u.refs) for u in units), "kept": reasons.get("kept", 0),
+                           "reasons": dict(sorted(reasons.items()))},
+                "input_problems": problems, "failed_shards": failed,
+                "shards": [{k: st[k] for k in ("shard", "file", "count", "bytes", "sha256")} for st in stats if st]}
+    write_json_atomic(out / "manifest.json", manifest)
+    log.info("%d of %d images kept -> %s", manifest["totals"]["kept"], manifest["totals"]["inputs"], out)
+    return manifest

@@ -1,0 +1,67 @@
+"""Text density by OCR (rapidocr, models bundled in its wheel), in two stages.
+
+Stage 1, presence (cheap): text detection only, on the image shrunk to `presence_side` px on its long
+side: `presence_boxes`, `presence_area` (fraction of the image inside detected boxes). Stage 2,
+recognition, runs only where stage 1 found at least `min_presence_boxes` boxes: `chars` (recognised,
+whitespace excluded), `chars_per_mp`, `text_area`, `mean_confidence`, `cjk_share`, `latin_share`.
+Where stage 2 did not run, its scores are absent (`--rescore` computes them if a looser config needs them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .base import Filter
+
+
+def _area(boxes, w: int, h: int) -> float:
+    if len(boxes) == 0:
+        return 0.0
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(mask, [np.round(np.asarray(b)).astype(np.int32) for b in boxes], 1)
+    return float(mask.mean())
+
+
+class TextDensity(Filter):
+    name = "text_density"
+    order = 20
+
+    def score(self, image: np.ndarray, info: dict[str, Any], cfg: Any) -> dict[str, float]:
+        from textinfuse import ocr
+
+        if not cfg.enabled:
+            return {}
+        h, w = image.shape[:2]
+        s = min(1.0, cfg.presence_side / max(h, w))
+        boxes = ocr.detect(image, cfg.presence_side)
+        out: dict[str, float] = {"presence_boxes": len(boxes),
+                                 "presence_area": round(_area(boxes / s if s < 1 else boxes, w, h), 5)}
+        if len(boxes) < cfg.min_presence_boxes:
+            return out
+        lines = ocr.read(image)
+        text = "".join(ln.text for ln in lines)
+        chars = [c for c in text if not c.isspace()]
+        n = len(chars)
+        out.update(
+            chars=n, chars_per_mp=round(n / (w * h / 1e6), 2), text_area=round(_area([ln.box for ln in lines], w, h), 5),
+            mean_confidence=round(float(np.mean([ln.score for ln in lines])) if lines else 0.0, 4),
+            cjk_share=round(sum("\u3400" <= c <= "\u9fff" for c in chars) / max(n, 1), 4),
+            latin_share=round(sum(c.isascii() and c.isalpha() for c in chars) / max(n, 1), 4),
+        )
+        return out
+
+    def keep(self, s: dict[str, float], cfg: Any) -> str | None:
+        if not cfg.enabled:
+            return None
+        if s["presence_boxes"] < cfg.min_presence_boxes:
+            return "no_text"
+        if s["chars"] < cfg.min_chars:
+            return "little_text"
+        if s["chars_per_mp"] < cfg.min_chars_per_mp:
+            return "sparse_text"
+        if s["mean_confidence"] < cfg.min_confidence:
+            return "low_confidence"
+        return None
