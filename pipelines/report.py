@@ -30,7 +30,7 @@ CHARTS = [  # (histogram key, title, x label, sort numerically, horizontal bars)
 ]
 
 
-def _png(fig) -> str:
+def png_b64(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
     return base64.b64encode(buf.getvalue()).decode()
@@ -62,12 +62,13 @@ def chart(hist: dict[str, int], title: str, xlabel: str, numeric: bool, horizont
             ax.tick_params(axis="x", labelrotation=90, labelsize=7)
     ax.set_title(title)
     try:
-        return _png(fig)
+        return png_b64(fig)
     finally:
         plt.close(fig)
 
 
-def _grid(images: list, cols: int = 4, size: int = 192) -> str:
+def grid_b64(images: list, cols: int = 4, size: int = 192) -> str:
+    """A contact sheet of PIL images as base64 JPEG."""
     from PIL import Image
 
     if not images:
@@ -123,7 +124,7 @@ def report(folder: str | Path, out: str | Path) -> dict[str, Any]:
                          f"{chart(hist[key], title, xlabel, numeric, horizontal)}'></figure>")
     parts.append("</div><h2>Samples</h2>")
     for name, imgs in sample_groups(folder).items():
-        parts.append(f"<h3>{e(name)}</h3><img alt='{e(name)}' class='grid' src='data:image/jpeg;base64,{_grid(imgs)}'>")
+        parts.append(f"<h3>{e(name)}</h3><img alt='{e(name)}' class='grid' src='data:image/jpeg;base64,{grid_b64(imgs)}'>")
     if manifest["bad_backgrounds"] or manifest["failed_shards"]:
         parts.append("<h2>Problems</h2><ul>")
         parts += [f"<li>background {e(n)}: {e(w)}</li>" for n, w in manifest["bad_backgrounds"]]

@@ -117,6 +117,14 @@ def cmd_filter(a: argparse.Namespace) -> int:
     return 1 if man["failed_shards"] else 0
 
 
+def cmd_filter_report(a: argparse.Namespace) -> int:
+    from pipelines.filter_report import filter_report
+
+    t = filter_report(a.dir, a.out)
+    print(f"report of {t['inputs']} scored images ({t['kept']} kept) -> {a.out}")
+    return 0
+
+
 def cmd_verify(a: argparse.Namespace) -> int:
     from pipelines.verify import verify
 
@@ -181,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--workers", type=int, help="CPUs for a local Ray (default: all cores)")
     f.add_argument("--address", help="existing Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
     f.set_defaults(func=cmd_filter)
+
+    fr = sub.add_parser("filter-report", help="HTML: score histograms with thresholds, examples near each")
+    fr.add_argument("dir", help="a filter output folder")
+    fr.add_argument("--out", required=True, help="HTML file to write")
+    fr.set_defaults(func=cmd_filter_report)
 
     c = sub.add_parser("verify", help="check every shard against its stats and the manifest")
     c.add_argument("dir", help="folder of shards")

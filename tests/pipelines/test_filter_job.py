@@ -103,3 +103,16 @@ def test_hostile_tar_members_are_refused_and_never_written(tmp_path):
     assert by_key["../evil.png"]["reason"] == by_key["/abs/evil.png"]["reason"] == "unsafe_name"
     assert by_key["plain.png"]["reason"] in {"blurry", "no_text"}  # flat grey: decoded and scored
     assert not (tmp_path / "evil.png").exists() and not list(out.rglob("evil*"))
+
+
+def test_filter_report_draws_thresholds_and_near_examples(inputs, tmp_path):
+    from pipelines.filter_report import filter_report
+
+    run_filter([str(inputs)], FilterConfig(), tmp_path)
+    t = filter_report(tmp_path, tmp_path / "r.html")
+    html = (tmp_path / "r.html").read_text()
+    assert t["inputs"] == 8
+    for key in ("clarity.laplacian_var", "clarity.hf_energy", "clarity.blockiness", "text_density.chars_per_mp"):
+        assert f"<h2>{key}" in html
+    assert html.count("class='chart'") >= 6 and "failing, nearest the threshold" in html
+    assert "passing, nearest the threshold" in html and "http" not in html
