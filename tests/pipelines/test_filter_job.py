@@ -116,3 +116,16 @@ def test_filter_report_draws_thresholds_and_near_examples(inputs, tmp_path):
         assert f"<h2>{key}" in html
     assert html.count("class='chart'") >= 6 and "failing, nearest the threshold" in html
     assert "passing, nearest the threshold" in html and "http" not in html
+
+
+@pytest.mark.slow
+def test_same_scores_on_ray(inputs, tmp_path, ray_cluster):
+    from pipelines.executors import RayExecutor
+
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    run_filter([str(inputs)], replace(FilterConfig(), files_per_task=3), local)
+    man = run_filter([str(inputs)], replace(FilterConfig(), files_per_task=3), remote, executor=RayExecutor())
+    assert not man["failed_shards"] and len(man["shards"]) == 3
+    assert (local / "scores.jsonl").read_bytes() == (remote / "scores.jsonl").read_bytes()
+    for p in local.glob("*.tar"):
+        assert (remote / p.name).read_bytes() == p.read_bytes()
