@@ -221,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"error: {Path(e.filename or '')}: not found", file=sys.stderr)
         return 2
+    except OSError as e:  # e.g. the output disk filled up while writing the manifest
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

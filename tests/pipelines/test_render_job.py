@@ -11,7 +11,7 @@ import pytest
 import webdataset as wds
 
 from pipelines import render_job
-from pipelines.render_job import ConfigMismatch, run_render
+from pipelines.render_job import ConfigMismatch, OutputConfig, RenderJobConfig, run_render
 
 
 def read_back(folder):
@@ -114,3 +114,34 @@ def test_preview_draws_a_grid(tiny_dataset, tmp_path):
     im = Image.open(tmp_path / "g.png")
     assert n == 8 and im.size == (4 * 260 + 4, 2 * 274 + 4)
     assert os.path.getsize(tmp_path / "g.png") > 10_000
+
+
+@pytest.fixture()
+def tiny_disk(tmp_path):
+    """A real 1.5 MiB tmpfs (needs root and mount rights; skipped where the sandbox forbids it)."""
+    import subprocess
+
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_real_full_disk_fails_cleanly(tiny_disk):
+    from render_engine.config import LayoutConfig, RenderConfig
+
+    job = RenderJobConfig(seed=2, num_samples=40, render=RenderConfig(layout=LayoutConfig(page_prob=1.0)),
+                          output=OutputConfig(samples_per_shard=10))
+    man = run_render(job, tiny_disk)
+    assert man["failed_shards"], "the disk should have filled up"
+    assert all("No space left" in f["reason"] for f in man["failed_shards"])
+    for f in man["failed_shards"]:  # nothing partial under a final name
+        assert not (tiny_disk / f"textinfuse-{f['shard']:06d}.tar").exists()
+    for sh in man["shards"]:  # what was published is whole
+        assert hashlib.sha256((tiny_disk / sh["file"]).read_bytes()).hexdigest() == sh["sha256"]
+    assert not list((tiny_disk / "_tmp").iterdir())
