@@ -15,7 +15,6 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-import webdataset as wds
 
 TMP = "_tmp"
 
@@ -68,8 +67,7 @@ class ShardWriter:
         self._f = open(self.tmp, "wb")
         self._sha = hashlib.sha256()
         self._hf = _HashingFile(self._f, self._sha)
-        self._tw = wds.TarWriter(self._hf, encoder=False, mtime=0, user="textinfuse",
-                                 group="textinfuse", mode=0o444)
+        self._tw = _TarStream(self._hf)
         self.count = 0
         self.members = 0
 
@@ -110,6 +108,28 @@ class ShardWriter:
     def __exit__(self, exc_type, *_: Any) -> None:
         if exc_type is not None:
             self.abort()
+
+
+class _TarStream:
+    """The tar layout `webdataset.TarWriter(mtime=0)` writes (USTAR, members `KEY.EXT` in sorted order,
+    fixed owner, mode 0444, mtime 0), with the standard library only: importing webdataset here would
+    import torch wherever the training extra is installed, adding ~250 MB to every render worker."""
+
+    def __init__(self, fileobj):
+        self._tar = tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.USTAR_FORMAT)
+
+    def write(self, sample: dict[str, Any]) -> None:
+        key = sample["__key__"]
+        for ext in sorted(k for k in sample if not k.startswith("_")):
+            data = sample[ext]
+            data = data.encode() if isinstance(data, str) else bytes(data)
+            ti = tarfile.TarInfo(f"{key}.{ext}")
+            ti.size, ti.mtime, ti.mode = len(data), 0, 0o444
+            ti.uname = ti.gname = "textinfuse"
+            self._tar.addfile(ti, io.BytesIO(data))
+
+    def close(self) -> None:
+        self._tar.close()
 
 
 class _HashingFile(io.RawIOBase):

@@ -130,7 +130,7 @@ class Renderer:
                            "crop": [crop.x, crop.y, crop.w, crop.h], "flip": crop.flip, "busyness": round(busy[j], 5)},
             "blocks": blocks, "effects": [], "dropped_chars": dropped, "seeds": seeds or {},
         }
-        return self._render(params, bg, rng)
+        return self._render(params, bg, rng, bg_lum)
 
     def _page_region(self, rng, W, H):
         m = int(rng.integers(self.cfg.layout.margin[0], self.cfg.layout.margin[1] + 1))
@@ -270,7 +270,8 @@ class Renderer:
         colour = cv2.LUT(cv2.merge([index, index, index]), palette)
         return alpha, colour, lines, chars, np.concatenate([np.asarray(boxes, np.int32).reshape(-1, 4), cb])
 
-    def _render(self, params: dict[str, Any], bg: np.ndarray, rng: np.random.Generator | None) -> Sample:
+    def _render(self, params: dict[str, Any], bg: np.ndarray, rng: np.random.Generator | None,
+                bg_lum: np.ndarray | None = None) -> Sample:
         alpha8, colour, lines, chars, b = self._draw(params)
         quads = b[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 4, 2).astype(np.float64)  # clockwise from top-left
         layers = fx.Layers(bg.astype(np.float32), alpha8.astype(np.float32) / 255.0, colour.astype(np.float32), quads)
@@ -285,7 +286,8 @@ class Renderer:
             if fx.REGISTRY[e["name"]].stage == "image":
                 fx.REGISTRY[e["name"]].apply(layers, e["params"])
         image = cv2.convertScaleAbs(cv2.max(layers.image, 0.0))  # round and saturate to uint8
-        return Sample(image, self._label(params, lines, chars, layers, bg), layers.alpha)
+        lum = luminance_map(layers.base) if layers.under else (bg_lum if bg_lum is not None else luminance_map(bg))
+        return Sample(image, self._label(params, lines, chars, layers, lum), layers.alpha)
 
     def _sample_effects(self, rng, params, lines, layers) -> None:
         if not lines:
@@ -308,11 +310,11 @@ class Renderer:
             if eff.stage != "image":
                 eff.apply(layers, p)
 
-    def _label(self, params, lines, chars, layers: fx.Layers, bg: np.ndarray) -> dict[str, Any]:
+    def _label(self, params, lines, chars, layers: fx.Layers, lum: np.ndarray) -> dict[str, Any]:
+        """The label; `lum` is the luminance behind the text (background plus under-layers)."""
         n = len(lines)
         quads = layers.quads
         a = layers.alpha
-        lum = luminance_map(layers.base if layers.under else bg)
         for i, (ln, q) in enumerate(zip(lines, np.round(quads[:n], 3).tolist(), strict=True)):
             ln["box"] = q
             x0, y0 = np.maximum(np.floor(quads[i].min(0)).astype(int), 0)
@@ -320,7 +322,10 @@ class Renderer:
             w = a[y0:y1, x0:x1]
             under = float((lum[y0:y1, x0:x1] * w).sum() / max(float(w.sum()), 1e-6))
             ln["contrast"] = round(contrast_ratio(luminance(ln.pop("colour")), under), 3)
-        chars = [{"char": c, "line": li, "box": q} for (c, li), q in zip(chars, np.round(quads[n:], 3).tolist(), strict=True)]
+        cq = quads[n:]
+        exact = cq.astype(np.int32)  # without a geometric effect the boxes are whole pixels: write ints
+        boxes = exact.tolist() if np.array_equal(exact, cq) else np.round(cq, 3).tolist()
+        chars = [{"char": c, "line": li, "box": q} for (c, li), q in zip(chars, boxes, strict=True)]
         text = "\n".join(ln["text"] for ln in lines)
         faces = sorted({ln["font"] for ln in lines})
         lib = self.assets.fonts.by_id

@@ -12,6 +12,7 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ COLLECTION_EXTS = {".ttc", ".otc"}
 WHITESPACE = frozenset(" \t\n\u3000\u00a0")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FontFace:
     """One face of one font file. `id` is stable across machines: path relative to its root + '#index'."""
 
@@ -36,8 +37,9 @@ class FontFace:
     chars: frozenset[str] = field(repr=False)
     source_file: str = ""  # the file as found (differs from `path` for WOFF/WOFF2)
 
-    @property
+    @cached_property
     def scripts(self) -> tuple[str, ...]:
+        """'han' and/or 'latin', from coverage of a few very common characters."""
         out = []
         if sum(1 for c in "永的是不了人我在有他这中大来上国" if c in self.chars) >= 12:
             out.append("han")

@@ -145,3 +145,20 @@ def test_real_full_disk_fails_cleanly(tiny_disk):
     for sh in man["shards"]:  # what was published is whole
         assert hashlib.sha256((tiny_disk / sh["file"]).read_bytes()).hexdigest() == sh["sha256"]
     assert not list((tiny_disk / "_tmp").iterdir())
+
+
+def test_tar_layout_matches_webdataset_tarwriter(tmp_path):
+    from pipelines.shards import ShardWriter
+
+    samples = [{"__key__": f"000003_{i:06d}", "png": bytes([i]) * (100 + i), "json": b'{"a": 1}', "txt": "h\u00e9"}
+               for i in range(3)]
+    with ShardWriter(tmp_path, "x", 3) as w:
+        for s in samples:
+            w.write(s)
+        w.publish()
+    with open(tmp_path / "ref.tar", "wb") as f:
+        tw = wds.TarWriter(f, encoder=False, mtime=0, user="textinfuse", group="textinfuse", mode=0o444)
+        for s in samples:
+            tw.write({k: (v.encode() if isinstance(v, str) and k != "__key__" else v) for k, v in s.items()})
+        tw.close()
+    assert (tmp_path / "x-000003.tar").read_bytes() == (tmp_path / "ref.tar").read_bytes()
