@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("dir", help="folder of shards")
     h.add_argument("--out", required=True, help="HTML file to write")
     h.set_defaults(func=cmd_report)
+
+    from pipelines.evaluate import add_parsers  # eval, bench-build (numpy only at import)
+
+    add_parsers(sub)
     return p
 
 
@@ -215,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
         return args.func(args)
-    except (ConfigError, ValueError) as e:
+    except (ConfigError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:

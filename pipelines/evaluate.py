@@ -1,0 +1,411 @@
+"""Text-fidelity evaluation of image reconstructions, compatible with OmniDoc-TokenBench.
+
+Layout: same-named images in `gt_dir` (originals) and `recon_dir` (reconstructions). Per image:
+
+- PSNR (dB, uint8, data range 255) and SSIM (11x11 Gaussian window, sigma 1.5, channel mean); see
+  `textinfuse.metrics`. PSNR of identical images is infinite: it is reported as the cap
+  `metrics.PSNR_CAP_DB` = 100 dB, per image and in the mean, so the mean is always finite.
+- NED = 1 - Levenshtein(OCR(gt), OCR(recon)) / max(len, len), OCR with the bundled rapidocr, texts
+  joined in reading order with all whitespace removed. The dataset NED is the mean over the images whose
+  original yields OCR text (`NED_samples` of them); PSNR and SSIM are means over all valid pairs
+  (`num_samples`).
+
+Reconstructions come from one source: `recon_dir`; a reference (`identity`, or `bicubicF`: PIL bicubic
+down by F, then back up to the original size); a Python callable `module:function` (the hook for any
+autoencoder) that maps a float32 batch (N, H, W, 3) in [0, 1] to reconstructions of the same shape and
+range; or `checkpoint`, which needs `training.inference.load_reconstructor(path) -> callable` with the
+same contract (tiling large images is the callable's job; it lands with the trainer).
+
+Outputs in `out`: `results.json` (exactly `num_samples`, `PSNR`, `SSIM`, `LPIPS`, `FID`, `NED`,
+`NED_samples`, plus `LPIPS_reason`/`FID_reason` when those are null), `details.jsonl` (one line per
+original: name, psnr, ssim, ned, ocr_gt, ocr_recon, and `error` for a bad pair), `report.json` (source,
+problems by reason, OCR cache hits, timings) and `worst.png` (lowest-NED cases: original |
+reconstruction | OCR texts). Bad pairs (missing, unreadable, size mismatch, model failure) are listed
+and skipped, never fatal. OCR of the originals is cached in `gt_dir/.textinfuse-ocr-cache.jsonl`
+(or `out/` when `gt_dir` is read-only), keyed by the sha256 of the decoded pixels and the OCR version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import logging
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from textinfuse.metrics import PSNR_CAP_DB, ned_similarity, psnr, ssim
+
+from .progress import Progress
+
+log = logging.getLogger(__name__)
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+REFERENCES = ("identity", "bicubic8", "bicubic16", "bicubic32")
+CACHE_NAME = ".textinfuse-ocr-cache.jsonl"
+ModelFn = Callable[[np.ndarray], np.ndarray]
+
+
+# --- reconstruction sources ---------------------------------------------------------------------------
+
+def bicubic_down_up(img: np.ndarray, factor: int) -> np.ndarray:
+    """uint8 RGB image down-sampled by `factor` (PIL bicubic, antialiased) and back up to its size."""
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    small = Image.fromarray(img).resize((max(1, round(w / factor)), max(1, round(h / factor))), Image.BICUBIC)
+    return np.asarray(small.resize((w, h), Image.BICUBIC))
+
+
+def reference_fn(name: str) -> ModelFn:
+    """A reference 'model' with the hook's contract: identity or bicubic down-then-up by 8, 16 or 32."""
+    if name == "identity":
+        return lambda batch: batch
+    if name not in REFERENCES:
+        raise ValueError(f"unknown reference {name!r}; choose from {', '.join(REFERENCES)}")
+    f = int(name.removeprefix("bicubic"))
+    return lambda batch: np.stack([bicubic_down_up(to_uint8(x), f) for x in batch]).astype(np.float32) / 255.0
+
+
+def load_model_fn(spec: str) -> ModelFn:
+    """Import `module:function` (the module must be importable, e.g. on PYTHONPATH)."""
+    mod, _, fn = spec.partition(":")
+    if not mod or not fn:
+        raise ValueError(f"--model-fn {spec!r}: expected module:function")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def checkpoint_fn(path: str) -> ModelFn:
+    """Our VAE's reconstruction callable; needs the trainer (training extra)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(2, "not found", path)
+    try:
+        from training.inference import load_reconstructor  # type: ignore[import-not-found]
+    except ImportError as e:
+        raise RuntimeError(f"--checkpoint {path}: needs the training extra (pip install 'textinfuse[train]') and "
+                           f"a trainer with training.inference.load_reconstructor ({e}); meanwhile use "
+                           "--model-fn module:function") from e
+    return load_reconstructor(path)
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.asarray(x, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+# --- OCR with a content-addressed cache -----------------------------------------------------------------
+
+def pixel_key(img: np.ndarray) -> str:
+    return hashlib.sha256(repr(img.shape).encode() + np.ascontiguousarray(img).tobytes()).hexdigest()
+
+
+def ocr_text(img: np.ndarray) -> str:
+    """OCR text of an RGB uint8 image in reading order, all whitespace removed."""
+    from textinfuse import ocr
+
+    lines = ocr.read(img)
+    if not lines:
+        return ""
+    boxes = [np.asarray(ln.box, float) for ln in lines]
+    heights = [float(np.ptp(b[:, 1])) for b in boxes]
+    text = ocr.reading_order([(ln.text, b) for ln, b in zip(lines, boxes, strict=True)], float(np.median(heights)))
+    return re.sub(r"\s+", "", text)
+
+
+def ocr_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"rapidocr-{version('rapidocr')}"
+    except PackageNotFoundError:
+        return "rapidocr-unknown"
+
+
+class OcrCache:
+    """OCR texts keyed by pixel sha256; persisted as JSONL lines {key, engine, text} (append-only)."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.engine = path, ocr_version()
+        self.texts: dict[str, str] = {}
+        self.hits = self.misses = 0
+        if path is not None and path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a torn last line from an interrupted run
+                if r.get("engine") == self.engine:
+                    self.texts[r["key"]] = r["text"]
+
+    def text(self, img: np.ndarray, persist: bool = True) -> str:
+        key = pixel_key(img)
+        if key in self.texts:
+            self.hits += 1
+            return self.texts[key]
+        self.misses += 1
+        t = self.texts[key] = ocr_text(img)
+        if persist and self.path is not None:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"key": key, "engine": self.engine, "text": t}, ensure_ascii=False) + "\n")
+        return t
+
+
+def _cache_path(gt_dir: Path, out: Path) -> Path:
+    p = gt_dir / CACHE_NAME
+    if os.access(gt_dir, os.W_OK):
+        return p
+    log.warning("%s is read-only: caching ground-truth OCR in %s", gt_dir, out)
+    return out / CACHE_NAME
+
+
+# --- evaluation ----------------------------------------------------------------------------------------
+
+def list_images(d: Path) -> list[Path]:
+    return sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _optional_metric(name: str, weights: str | None) -> tuple[None, str]:
+    # LPIPS and FID need a network; with no weights nothing is downloaded, the value is null with a reason.
+    if not weights:
+        return None, f"no --{name.lower()}-weights given (weights are never downloaded)"
+    if not Path(weights).exists():
+        return None, f"{weights}: not found"
+    return None, f"{name} from {weights} is not implemented yet (needs the training extra)"
+
+
+def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None = None, *,
+             reference: str | None = None, model_fn: str | ModelFn | None = None,
+             checkpoint: str | None = None, lpips_weights: str | None = None,
+             fid_weights: str | None = None, worst: int = 12, batch_size: int = 8,
+             use_cache: bool = True) -> dict:
+    """Score reconstructions of the images in `gt_dir` (from exactly one source) and write the outputs
+    described in the module docstring to `out`. Returns the `results.json` dict."""
+    gt_dir, out = Path(gt_dir), Path(out)
+    sources = [s for s in (recon_dir, reference, model_fn, checkpoint) if s]
+    if len(sources) != 1:
+        raise ValueError("give exactly one of --recon-dir, --reference, --model-fn, --checkpoint")
+    if not gt_dir.is_dir():
+        raise FileNotFoundError(2, "not found", str(gt_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    fn: ModelFn | None = None
+    if reference:
+        fn = reference_fn(reference)
+    elif isinstance(model_fn, str):
+        fn = load_model_fn(model_fn)
+    elif model_fn is not None:
+        fn = model_fn
+    elif checkpoint:
+        fn = checkpoint_fn(checkpoint)
+    names = list_images(gt_dir)
+    recon_by_stem: dict[str, Path] = {}
+    extra: list[str] = []
+    if recon_dir:
+        recon_dir = Path(recon_dir)
+        if not recon_dir.is_dir():
+            raise FileNotFoundError(2, "not found", str(recon_dir))
+        recon_by_stem = {p.stem: p for p in list_images(recon_dir)}
+        gt_stems = {p.stem for p in names}
+        extra = sorted(p.name for s, p in recon_by_stem.items() if s not in gt_stems)
+    cache = OcrCache(_cache_path(gt_dir, out) if use_cache else None)
+    recon_ocr = OcrCache(None)  # in memory: a reconstruction identical to its original reuses its OCR
+    recon_ocr.texts = cache.texts
+    details: list[dict] = []
+    images: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # kept for the worst-case grid (small sets)
+    prog = Progress(len(names), "images")
+    t0 = time.monotonic()
+    for start in range(0, len(names), batch_size):
+        chunk = names[start:start + batch_size]
+        pairs = _load_pairs(chunk, recon_by_stem, fn)
+        for p, (gt, rec, err) in zip(chunk, pairs, strict=True):
+            rec_name = recon_by_stem[p.stem].name if p.stem in recon_by_stem else None
+            row: dict = {"name": p.name, "psnr": None, "ssim": None, "ned": None, "ocr_gt": None, "ocr_recon": None}
+            if recon_dir:
+                row["recon"] = rec_name
+            if err is None and gt is not None and rec is not None:
+                try:
+                    row["psnr"], row["ssim"] = psnr(gt, rec), ssim(gt, rec)
+                    row["ocr_gt"] = cache.text(gt)
+                    row["ocr_recon"] = recon_ocr.text(rec, persist=False)
+                    row["ned"] = ned_similarity(row["ocr_gt"], row["ocr_recon"]) if row["ocr_gt"] else None
+                    if len(images) < 4 * max(worst, 1) or (row["ned"] is not None and row["ned"] < 1):
+                        images[p.name] = (gt, rec)
+                except Exception as e:  # one bad image must not end a long evaluation
+                    err = f"metric failed: {type(e).__name__}: {e}"
+            if err is not None:
+                row["error"] = err
+                log.warning("%s: %s", p.name, err)
+            details.append(row)
+            prog.advance(1, failures=int(err is not None))
+    prog.close()
+    secs = time.monotonic() - t0
+    return _write_outputs(out, details, images, extra, cache, recon_ocr, secs, worst, lpips_weights, fid_weights,
+                          source={"gt_dir": str(gt_dir), "recon_dir": str(recon_dir) if recon_dir else None,
+                                  "reference": reference, "model_fn": model_fn if isinstance(model_fn, str) else
+                                  getattr(model_fn, "__name__", None), "checkpoint": checkpoint})
+
+
+def _load_pairs(chunk: list[Path], recon_by_stem: dict[str, Path], fn: ModelFn | None
+                ) -> list[tuple[np.ndarray | None, np.ndarray | None, str | None]]:
+    """(gt, recon, error) per original; the model sees same-shape groups as float32 batches in [0, 1]."""
+    res: list[list] = []
+    for p in chunk:
+        try:
+            gt = load_rgb(p)
+        except Exception as e:
+            res.append([None, None, f"unreadable original: {type(e).__name__}: {e}"])
+            continue
+        if fn is not None:
+            res.append([gt, None, None])
+            continue
+        r = recon_by_stem.get(p.stem)
+        if r is None:
+            res.append([gt, None, "missing in recon dir"])
+            continue
+        try:
+            rec = load_rgb(r)
+        except Exception as e:
+            res.append([gt, None, f"unreadable reconstruction: {type(e).__name__}: {e}"])
+            continue
+        res.append([gt, rec, None])
+    if fn is not None:
+        by_shape: dict[tuple, list[int]] = {}
+        for i, (gt, _, err) in enumerate(res):
+            if err is None:
+                by_shape.setdefault(gt.shape, []).append(i)
+        for idx in by_shape.values():
+            try:
+                batch = np.stack([res[i][0] for i in idx]).astype(np.float32) / 255.0
+                recs = np.asarray(fn(batch))
+                if recs.shape != batch.shape:
+                    raise ValueError(f"returned shape {recs.shape} for a batch of {batch.shape}")
+                for i, r in zip(idx, recs, strict=True):
+                    res[i][1] = to_uint8(r)
+            except Exception as e:
+                for i in idx:
+                    res[i][2] = f"model failed: {type(e).__name__}: {e}"
+    for row in res:
+        gt, rec, err = row
+        if err is None and gt.shape != rec.shape:
+            row[2] = f"size mismatch: original {gt.shape[1]}x{gt.shape[0]}, reconstruction {rec.shape[1]}x{rec.shape[0]}"
+    return [tuple(r) for r in res]
+
+
+def _mean(xs: list[float]) -> float | None:
+    return float(np.mean(xs)) if xs else None
+
+
+def _write_outputs(out: Path, details: list[dict], images: dict, extra: list[str], cache: OcrCache,
+                   recon_ocr: OcrCache, secs: float, worst: int, lpips_weights: str | None,
+                   fid_weights: str | None, source: dict) -> dict:
+    ok = [d for d in details if "error" not in d]
+    neds = [d["ned"] for d in ok if d["ned"] is not None]
+    results: dict = {"num_samples": len(ok), "PSNR": _mean([d["psnr"] for d in ok]),
+                     "SSIM": _mean([d["ssim"] for d in ok]), "LPIPS": None, "FID": None,
+                     "NED": _mean(neds), "NED_samples": len(neds)}
+    results["LPIPS_reason"] = _optional_metric("LPIPS", lpips_weights)[1]
+    results["FID_reason"] = _optional_metric("FID", fid_weights)[1]
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    with (out / "details.jsonl").open("w", encoding="utf-8") as f:
+        for d in details:
+            f.write(json.dumps(d, ensure_ascii=False) + "\n")
+    reasons = Counter(d["error"].split(":")[0] for d in details if "error" in d)
+    report = {"source": source, "psnr_cap_db": PSNR_CAP_DB, "images": len(details), "evaluated": len(ok),
+              "problems": dict(reasons), "recon_without_original": extra, "ocr_engine": cache.engine,
+              "ocr_cache": str(cache.path) if cache.path else None, "gt_ocr_cache_hits": cache.hits,
+              "ocr_runs": cache.misses + recon_ocr.misses, "seconds": round(secs, 3),
+              "seconds_per_image": round(secs / max(len(details), 1), 4)}
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    ranked = sorted((d for d in ok if d["ned"] is not None and d["name"] in images),
+                    key=lambda d: (d["ned"], d["psnr"]))[:worst]
+    if ranked:
+        worst_grid(ranked, images, out / "worst.png")
+    log.info("%d of %d pairs evaluated: PSNR %s SSIM %s NED %s over %d -> %s", len(ok), len(details),
+             results["PSNR"], results["SSIM"], results["NED"], len(neds), out)
+    return results
+
+
+def worst_grid(rows: list[dict], images: dict, path: Path, side: int = 256, text_w: int = 420) -> None:
+    """PNG: one row per case, original | reconstruction | OCR of both (wrapped), scaled to `side` px high."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font_path = Path(__file__).resolve().parents[1] / "fonts" / "zh" / "NotoSansSC-Regular.otf"
+    try:
+        font = ImageFont.truetype(str(font_path), 13)
+    except OSError:
+        font = ImageFont.load_default()
+    sheet = Image.new("RGB", (2 * side + text_w + 8, len(rows) * (side + 4)), "white")
+    draw = ImageDraw.Draw(sheet)
+    per_line = text_w // 13
+    for i, d in enumerate(rows):
+        y = i * (side + 4)
+        for j, img in enumerate(images[d["name"]]):
+            im = Image.fromarray(img)
+            im.thumbnail((side, side))
+            sheet.paste(im, (j * (side + 4), y))
+        x = 2 * side + 8
+        lines = [(f"{d['name']}  NED {d['ned']:.3f}  PSNR {d['psnr']:.1f}", "black")]
+        for label, t, color in (("GT", d["ocr_gt"], "black"), ("REC", d["ocr_recon"], "firebrick")):
+            t = f"{label}: {t or '(no text)'}"
+            lines += [(t[k:k + per_line], color) for k in range(0, min(len(t), per_line * 7), per_line)]
+        for k, (line, color) in enumerate(lines[:16]):
+            draw.text((x, y + 2 + 15 * k), line, fill=color, font=font)
+    sheet.save(path)
+
+
+# --- CLI -----------------------------------------------------------------------------------------------
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    r = evaluate(a.gt_dir, a.out, a.recon_dir, reference=a.reference, model_fn=a.model_fn,
+                 checkpoint=a.checkpoint, lpips_weights=a.lpips_weights, fid_weights=a.fid_weights,
+                 worst=a.worst, batch_size=a.batch_size, use_cache=not a.no_cache)
+    print(json.dumps(r, indent=2))
+    return 0 if r["num_samples"] else 1
+
+
+def cmd_bench_build(a: argparse.Namespace) -> int:
+    from .bench_build import BenchConfig, build_benchmark
+
+    cfg = BenchConfig(lang=a.lang, crop=a.crop, stride=a.stride or a.crop)
+    rows = build_benchmark(a.input, a.out, cfg)
+    print(f"{len(rows)} crops -> {a.out}/benchmark.jsonl")
+    return 0 if rows else 1
+
+
+def add_parsers(sub) -> None:
+    """Add the `eval` and `bench-build` subcommands to the CLI's subparsers."""
+    e = sub.add_parser("eval", help="OCR-based text fidelity (NED), PSNR, SSIM of reconstructions "
+                                    "(OmniDoc-TokenBench layout and results.json)")
+    e.add_argument("--gt-dir", required=True, help="folder of original images")
+    e.add_argument("--out", required=True, help="output folder (results.json, details.jsonl, report.json, worst.png)")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--recon-dir", help="folder of reconstructions named like the originals")
+    src.add_argument("--reference", choices=REFERENCES, help="built-in reference row (no recon dir)")
+    src.add_argument("--model-fn", metavar="MODULE:FUNCTION",
+                     help="callable mapping a float32 batch (N,H,W,3) in [0,1] to reconstructions")
+    src.add_argument("--checkpoint", help="our VAE checkpoint (needs the training extra)")
+    e.add_argument("--lpips-weights", help="local LPIPS weights (without them LPIPS is null)")
+    e.add_argument("--fid-weights", help="local FID Inception weights (without them FID is null)")
+    e.add_argument("--worst", type=int, default=12, help="rows in worst.png (default 12)")
+    e.add_argument("--batch-size", type=int, default=8, help="images per model call (default 8)")
+    e.add_argument("--no-cache", action="store_true", help="do not read or write the ground-truth OCR cache")
+    e.set_defaults(func=cmd_eval)
+
+    b = sub.add_parser("bench-build", help="build a 256x256 text-crop benchmark from your PDFs or page images")
+    b.add_argument("--input", nargs="+", required=True, help="PDF files, page images or folders of them")
+    b.add_argument("--out", required=True, help="output folder (PNG crops, benchmark.jsonl)")
+    b.add_argument("--lang", choices=["auto", "en", "zh"], default="auto", help="document language (default auto)")
+    b.add_argument("--crop", type=int, default=256, help="crop side in px (default 256)")
+    b.add_argument("--stride", type=int, help="step between crops in a text block (default: the crop side)")
+    b.set_defaults(func=cmd_bench_build)

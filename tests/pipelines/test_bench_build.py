@@ -1,0 +1,69 @@
+"""`textinfuse bench-build` on real documents (tests/fixtures/documents, see SOURCES.md): an English PDF
+page, the same page again as a page image (near duplicates), and a Chinese page image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.bench_build import BenchConfig, build_benchmark, ngrams, overlap, windows
+
+DOCS = Path(__file__).resolve().parents[1] / "fixtures" / "documents"
+
+
+@pytest.fixture(scope="session")
+def bench(tmp_path_factory) -> tuple[Path, list[dict]]:
+    pdfium = pytest.importorskip("pypdfium2")
+    src = tmp_path_factory.mktemp("docs")
+    page = pdfium.PdfDocument(str(DOCS / "debian-reference-en-p7.pdf"))[0]
+    page.render(scale=1.7).to_pil().convert("RGB").save(src / "en-scan.png")  # same text, another raster
+    out = tmp_path_factory.mktemp("bench")
+    # This document sets Chinese with a 1.6 line pitch: at the default 16 px em a 256 px crop holds
+    # ~150-180 characters, under the 200 minimum, so its Chinese page is rescaled to a 12 px em.
+    cfg = BenchConfig(zh_char_px=12.0)
+    rows = build_benchmark([DOCS / "debian-reference-en-p7.pdf", src / "en-scan.png",
+                            DOCS / "debian-reference-zh-cn-p6.png"], out, cfg)
+    return out, rows
+
+
+def test_crops_are_256_with_characters_in_range(bench):
+    out, rows = bench
+    assert {r["lang"] for r in rows} == {"en", "zh"}
+    for r in rows:
+        lo, hi = (200, 600) if r["lang"] == "zh" else (300, 600)
+        assert lo <= r["chars"] == len(r["ocr_text"]) <= hi
+        assert Image.open(out / r["file"]).size == (256, 256)
+        x0, y0, x1, y1 = r["box"]
+        assert (x1 - x0, y1 - y0) == (256, 256) and r["scale"] > 0
+
+
+def test_jsonl_reads_back(bench):
+    out, rows = bench
+    back = [json.loads(x) for x in (out / "benchmark.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert back == rows and len(rows) >= 3
+    assert set(back[0]) == {"file", "source", "page", "box", "scale", "lang", "ocr_text", "chars"}
+    stats = json.loads((out / "bench_stats.json").read_text())
+    assert stats["kept"] == len(rows) and stats["failed_pages"] == []
+
+
+def test_near_duplicates_are_dropped(bench):
+    out, rows = bench
+    assert not [r for r in rows if r["source"].endswith("en-scan.png")]  # the re-rasterised page adds nothing
+    assert json.loads((out / "bench_stats.json").read_text())["rejected"]["near duplicate"] >= 1
+    for i, a in enumerate(rows):
+        for b in rows[:i]:
+            n = 3 if a["lang"] == "zh" else 5
+            limit = 0.2 if (a["source"], a["page"]) == (b["source"], b["page"]) else 0.3
+            assert overlap(ngrams(a["ocr_text"], n), ngrams(b["ocr_text"], n)) <= limit
+
+
+def test_overlap_and_windows():
+    a, b = ngrams("abcdefghij", 3), ngrams("abcdefgxyz", 3)
+    assert overlap(a, a) == 1.0 and 0.4 < overlap(a, b) < 0.7
+    assert windows((0, 0, 100, 100), 256, 256, 1000, 1000) == [(0, 0)]  # centred, clamped to the page
+    assert windows((0, 0, 700, 300), 256, 256, 1000, 1000) == [(0, 0), (256, 0), (512, 0)]
+    assert np.all(np.array(windows((900, 900, 1000, 1000), 256, 256, 1000, 1000)) <= 744)

@@ -1,0 +1,131 @@
+"""`textinfuse eval` on crops of real documents (tests/fixtures/documents, see SOURCES.md).
+
+OCR is the cost (~1-3 s per 256 px crop on one core), so the set is two crops and the ground-truth
+OCR cache is shared between the tests."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.evaluate import CACHE_NAME, add_parsers, evaluate, reference_fn
+from textinfuse.metrics import PSNR_CAP_DB, psnr, ssim
+
+DOCS = Path(__file__).resolve().parents[1] / "fixtures" / "documents"
+KEYS = {"num_samples", "PSNR", "SSIM", "LPIPS", "FID", "NED", "NED_samples", "LPIPS_reason", "FID_reason"}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="session")
+def gt_dir(tmp_path_factory) -> Path:
+    """Two 256x256 crops: English (PDF rendered with pypdfium2, em ~14 px) and Chinese (page image)."""
+    pdfium = pytest.importorskip("pypdfium2")
+    d = tmp_path_factory.mktemp("gt")
+    en = np.asarray(pdfium.PdfDocument(str(DOCS / "debian-reference-en-p7.pdf"))[0].render(scale=1.4).to_pil().convert("RGB"))
+    zh = np.asarray(Image.open(DOCS / "debian-reference-zh-cn-p6.png").convert("RGB"))
+    Image.fromarray(en[150:406, 80:336]).save(d / "en.png")
+    Image.fromarray(zh[160:416, 90:346]).save(d / "zh.png")
+    return d
+
+
+@pytest.fixture(scope="session")
+def identity(gt_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("identity")
+    evaluate(gt_dir, out, reference="identity")
+    return out
+
+
+def test_psnr_ssim_basics():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    assert psnr(a, a) == PSNR_CAP_DB and ssim(a, a) == pytest.approx(1.0)
+    assert 20 < psnr(a, b) < 40 and 0 < ssim(a, b) < 1
+    with pytest.raises(ValueError):
+        psnr(a, b[:16])
+
+
+def test_identity_scores_ned_one_and_caps_psnr(identity, gt_dir):
+    r = json.loads((identity / "results.json").read_text())
+    assert set(r) == KEYS
+    assert r["num_samples"] == 2 and r["NED_samples"] == 2
+    assert r["NED"] == 1.0 and r["PSNR"] == PSNR_CAP_DB and r["SSIM"] == pytest.approx(1.0)
+    assert r["LPIPS"] is None and r["FID"] is None and "weights" in r["LPIPS_reason"]
+    rows = read_jsonl(identity / "details.jsonl")
+    assert [x["name"] for x in rows] == ["en.png", "zh.png"]
+    assert all(x["psnr"] == PSNR_CAP_DB and x["ned"] == 1.0 and len(x["ocr_gt"]) > 50 for x in rows)
+    assert any(ch >= "\u4e00" for ch in rows[1]["ocr_gt"])  # Chinese text read as Chinese
+    assert (identity / "worst.png").exists() and (gt_dir / CACHE_NAME).exists()
+
+
+def test_cached_ground_truth_ocr_is_reused(identity, gt_dir, tmp_path):
+    evaluate(gt_dir, tmp_path, model_fn="numpy:copy")  # the hook: module:function, an identity here
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["gt_ocr_cache_hits"] == 2 and rep["ocr_runs"] == 0
+    assert json.loads((tmp_path / "results.json").read_text())["NED"] == 1.0
+
+
+def test_bicubic16_scores_clearly_lower(identity, gt_dir, tmp_path):
+    r = evaluate(gt_dir, tmp_path, reference="bicubic16")
+    assert r["num_samples"] == 2 and r["NED"] < 0.5
+    assert 5 < r["PSNR"] < 30 and r["SSIM"] < 0.9
+    assert reference_fn("bicubic8")(np.zeros((1, 64, 64, 3), np.float32)).shape == (1, 64, 64, 3)
+
+
+def test_bad_pairs_are_reported_not_fatal(identity, gt_dir, tmp_path):
+    gt, rec = tmp_path / "gt", tmp_path / "rec"
+    shutil.copytree(gt_dir, gt)  # the OCR cache travels with the folder
+    rec.mkdir()
+    shutil.copy(gt / "en.png", rec / "en.png")  # good pair
+    Image.open(gt / "zh.png").resize((200, 200)).save(rec / "zh.png")  # size mismatch
+    Image.new("RGB", (64, 64), "white").save(gt / "blank.png")
+    (rec / "blank.png").write_bytes(b"not a png")  # unreadable reconstruction
+    Image.new("RGB", (64, 64), "white").save(gt / "missing.png")  # no reconstruction
+    (gt / "broken.png").write_bytes(b"\x89PNG truncated")  # unreadable original
+    Image.new("RGB", (64, 64)).save(rec / "orphan.png")
+    r = evaluate(gt, tmp_path / "out", rec)
+    assert r["num_samples"] == 1 and r["NED"] == 1.0 and r["NED_samples"] == 1
+    errors = {x["name"]: x.get("error", "") for x in read_jsonl(tmp_path / "out" / "details.jsonl")}
+    assert errors["en.png"] == ""
+    assert errors["zh.png"].startswith("size mismatch")
+    assert errors["blank.png"].startswith("unreadable reconstruction")
+    assert errors["missing.png"] == "missing in recon dir"
+    assert errors["broken.png"].startswith("unreadable original")
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert rep["recon_without_original"] == ["orphan.png"] and sum(rep["problems"].values()) == 4
+
+
+def test_failing_model_is_reported(gt_dir, tmp_path):
+    def broken(batch):
+        raise RuntimeError("out of memory")
+
+    r = evaluate(gt_dir, tmp_path, model_fn=broken)
+    assert r["num_samples"] == 0 and r["PSNR"] is None
+    assert all("model failed" in x["error"] for x in read_jsonl(tmp_path / "details.jsonl"))
+
+
+def test_checkpoint_needs_training_extra(gt_dir, tmp_path):
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"")
+    with pytest.raises(RuntimeError, match="training extra"):
+        evaluate(gt_dir, tmp_path / "out", checkpoint=str(ckpt))
+
+
+def test_parsers():
+    p = argparse.ArgumentParser()
+    add_parsers(p.add_subparsers(dest="command"))
+    a = p.parse_args(["eval", "--gt-dir", "g", "--out", "o", "--reference", "bicubic16"])
+    assert a.reference == "bicubic16" and a.recon_dir is None and callable(a.func)
+    with pytest.raises(SystemExit):
+        p.parse_args(["eval", "--gt-dir", "g", "--out", "o", "--reference", "identity", "--recon-dir", "r"])
+    b = p.parse_args(["bench-build", "--input", "a.pdf", "b.png", "--out", "o"])
+    assert b.input == ["a.pdf", "b.png"] and b.lang == "auto"
