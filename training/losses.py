@@ -1,0 +1,155 @@
+"""Losses: L1, LPIPS-VGG (plain torch), and VA-VAE's vision-foundation alignment (m_cos + m_dms) with a
+DINOv2 teacher. Teachers load from local files only; random stand-ins only when the config allows them.
+
+Obtaining the weights (once, on a machine with network), then point `teachers.*` at the files:
+- VGG16 trunk: torchvision's `vgg16-397923af.pth`
+  (https://download.pytorch.org/models/vgg16-397923af.pth; keys `features.N.weight|bias`).
+- LPIPS linear heads: `lpips/weights/v0.1/vgg.pth` from the `lpips` package
+  (https://github.com/richzhang/PerceptualSimilarity; keys `linK.model.1.weight`).
+- DINOv2: a folder saved by `huggingface-cli download facebook/dinov2-base --local-dir DIR`
+  (loaded with `Dinov2Model.from_pretrained(DIR, local_files_only=True)`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# torchvision vgg16 `features` layout; LPIPS taps relu1_2, relu2_2, relu3_3, relu4_3, relu5_3.
+_VGG_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
+_LPIPS_TAPS = (3, 8, 15, 22, 29)
+_LPIPS_CH = (64, 128, 256, 512, 512)
+
+
+class TeacherMissing(RuntimeError):
+    """A loss term needs weights that are not configured (and random stand-ins are not allowed)."""
+
+
+def _load_state(path: str | Path) -> dict[str, torch.Tensor]:
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(p))
+    return torch.load(p, map_location="cpu", weights_only=True)
+
+
+class LPIPS(nn.Module):
+    """LPIPS-VGG (v0.1) on images in [-1, 1]; returns the per-image distance (B,). Frozen."""
+
+    def __init__(self, vgg_path: str = "", heads_path: str = "", allow_random: bool = False) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 3
+        for v in _VGG_CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU(inplace=False)]
+                cin = v
+        self.features = nn.Sequential(*layers)  # names match torchvision: features.0.weight, ...
+        self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in _LPIPS_CH)
+        self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1))
+        if vgg_path and heads_path:
+            trunk = {k[len("features."):]: v for k, v in _load_state(vgg_path).items() if k.startswith("features.")}
+            self.features.load_state_dict(trunk)
+            heads = _load_state(heads_path)
+            for i, lin in enumerate(self.lins):
+                lin.weight.data.copy_(heads[f"lin{i}.model.1.weight"])
+        elif allow_random:
+            log.warning("LPIPS uses a RANDOM VGG stand-in (teachers.allow_random_teachers=true): tests only")
+            for lin in self.lins:
+                lin.weight.data.abs_()  # non-negative heads keep the distance >= 0, as trained ones are
+        else:
+            raise TeacherMissing("LPIPS needs teachers.lpips_vgg and teachers.lpips_heads (local files); "
+                                 "see training/losses.py for where to get them")
+        self.requires_grad_(False).eval()
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([a, b]).float()
+        h = (h - self.shift) / self.scale
+        total = torch.zeros(a.shape[0], device=a.device)
+        k = 0
+        for i, layer in enumerate(self.features):
+            h = layer(h)
+            if i in _LPIPS_TAPS:
+                fa, fb = h.chunk(2)
+                fa = fa / (fa.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+                fb = fb / (fb.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+                total = total + self.lins[k]((fa - fb) ** 2).mean(dim=(1, 2, 3))
+                k += 1
+                if k == len(_LPIPS_TAPS):
+                    break
+        return total
+
+
+class DinoTeacher(nn.Module):
+    """Features of one DINOv2 layer, its patch grid matched to a latent grid (h, w): (B, D, h, w). Frozen."""
+
+    def __init__(self, path: str = "", layer: int = 6, allow_random: bool = False) -> None:
+        super().__init__()
+        from transformers import Dinov2Config, Dinov2Model
+
+        if path:
+            self.net = Dinov2Model.from_pretrained(path, local_files_only=True)
+        elif allow_random:
+            log.warning("alignment uses a RANDOM tiny DINOv2 stand-in (teachers.allow_random_teachers=true)")
+            cfg = Dinov2Config(hidden_size=48, num_hidden_layers=2, num_attention_heads=2, intermediate_size=96,
+                               patch_size=14, image_size=56)
+            self.net = Dinov2Model(cfg)
+        else:
+            raise TeacherMissing("the alignment loss needs teachers.dinov2 (a local DINOv2 folder); "
+                                 "see training/losses.py for where to get it")
+        self.layer = min(layer, self.net.config.num_hidden_layers)
+        self.patch = self.net.config.patch_size
+        self.dim = self.net.config.hidden_size
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.requires_grad_(False).eval()
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        h, w = grid
+        x = ((x.float() + 1) / 2 - self.mean) / self.std
+        x = F.interpolate(x, size=(h * self.patch, w * self.patch), mode="bicubic", align_corners=False,
+                          antialias=True)
+        out = self.net(pixel_values=x, output_hidden_states=True)
+        tokens = out.hidden_states[self.layer][:, 1:]  # drop CLS
+        return tokens.transpose(1, 2).reshape(x.shape[0], self.dim, h, w)
+
+
+def alignment_loss(zp: torch.Tensor, feat: torch.Tensor, m_cos: float, m_dist: float,
+                   max_positions: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """VA-VAE's (L_mcos, L_mdms) for projected latents zp and teacher features feat, both (B, D, h, w).
+
+    L_mcos = mean ReLU(1 - m_cos - cos(zp_p, f_p)); L_mdms = mean over position pairs of
+    ReLU(|cos(zp_p, zp_q) - cos(f_p, f_q)| - m_dist), on at most `max_positions` positions per image
+    (a random subset from the global torch RNG, which checkpoints save).
+    """
+    zp, feat = zp.float(), feat.float()
+    l_mcos = F.relu(1 - m_cos - F.cosine_similarity(zp, feat, dim=1)).mean()
+    z = F.normalize(zp.flatten(2), dim=1)  # (B, D, N)
+    f = F.normalize(feat.flatten(2), dim=1)
+    n = z.shape[-1]
+    if n > max_positions:
+        idx = torch.randperm(n)[:max_positions].to(z.device)
+        z, f = z[..., idx], f[..., idx]
+    diff = (z.transpose(1, 2) @ z - f.transpose(1, 2) @ f).abs()
+    l_mdms = F.relu(diff - m_dist).mean()
+    return l_mcos, l_mdms
+
+
+def adaptive_weight(rec_loss: torch.Tensor, align_loss: torch.Tensor, last_layer: torch.Tensor) -> torch.Tensor:
+    """VA-VAE's weight: ||grad rec|| / ||grad align|| at the encoder's last conv (detached, clamped)."""
+    g_rec = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
+    g_align = torch.autograd.grad(align_loss, last_layer, retain_graph=True)[0]
+    return (g_rec.norm() / (g_align.norm() + 1e-4)).clamp(0.0, 1e8).detach()
