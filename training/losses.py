@@ -2,12 +2,12 @@
 DINOv2 teacher. Teachers load from local files only; random stand-ins only when the config allows them.
 
 Obtaining the weights (once, on a machine with network), then point `teachers.*` at the files:
-- VGG16 trunk: torchvision's `vgg16-397923af.pth`
-  (https://download.pytorch.org/models/vgg16-397923af.pth; keys `features.N.weight|bias`).
-- LPIPS linear heads: `lpips/weights/v0.1/vgg.pth` from the `lpips` package
-  (https://github.com/richzhang/PerceptualSimilarity; keys `linK.model.1.weight`).
-- DINOv2: a folder saved by `huggingface-cli download facebook/dinov2-base --local-dir DIR`
-  (loaded with `Dinov2Model.from_pretrained(DIR, local_files_only=True)`).
+- VGG16 trunk: torchvision's ImageNet `vgg16-397923af.pth` (what `torchvision.models.vgg16(weights=
+  "IMAGENET1K_V1")` downloads; keys `features.N.weight|bias`), or the same as .safetensors.
+- LPIPS linear heads: `lpips/weights/v0.1/vgg.pth`, shipped inside the `lpips` package's wheel on PyPI
+  (`pip download lpips --no-deps`, unzip; keys `linK.model.1.weight`).
+- DINOv2: a local copy of `facebook/dinov2-base` saved with the Hugging Face CLI or
+  `Dinov2Model.save_pretrained(DIR)` (loaded with `Dinov2Model.from_pretrained(DIR, local_files_only=True)`).
 """
 
 from __future__ import annotations
