@@ -77,6 +77,7 @@ class EvalConfig:
     every: int = 500
     num_samples: int = 8
     resolution: int = 256
+    ned_samples: int = 0  # held-out images OCR'd for `ned` at eval steps (bundled rapidocr; 0 = off)
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,26 @@ def reconstruct(ae: Autoencoder, x: torch.Tensor, autocast: bool) -> torch.Tenso
     return torch.cat(outs)
 
 
+def _to_uint8(t: torch.Tensor) -> list:
+    return [((im.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy() for im in t]
+
+
+def ocr_texts(x: torch.Tensor) -> list[str]:
+    """OCR (bundled rapidocr) of each image in [-1, 1], whitespace removed."""
+    from textinfuse import ocr
+
+    return ["".join(c for ln in ocr.read(im) for c in ln.text if not c.isspace()) for im in _to_uint8(x)]
+
+
+def ned(gt_texts: list[str], xr: torch.Tensor) -> float | None:
+    """Mean 1 - NED between the originals' OCR and the reconstructions' OCR (OmniDoc-TokenBench), over
+    originals that have text; None when none has."""
+    from textinfuse.metrics import ned_similarity
+
+    pairs = [(g, r) for g, r in zip(gt_texts, ocr_texts(xr[: len(gt_texts)]), strict=True) if g]
+    return sum(ned_similarity(g, r) for g, r in pairs) / len(pairs) if pairs else None
+
+
 def save_grid(path: Path, x: torch.Tensor, xr: torch.Tensor, n: int = 8) -> None:
     rows = [torch.cat(list(t[:n].clamp(-1, 1)), dim=2) for t in (x, xr)]
     img = ((torch.cat(rows, dim=1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
@@ -129,6 +149,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
     if rank == 0:
         eval_x = eval_images([h for _, h in splits.values()], cfg.eval.num_samples, cfg.eval.resolution)
         eval_x = eval_x.to(device).float() / 127.5 - 1
+    gt_texts = ocr_texts(eval_x[: cfg.eval.ned_samples]) if rank == 0 and cfg.eval.ned_samples > 0 else []
     writer = _writer(out) if rank == 0 else None
     metrics = (out / "metrics.jsonl").open("a") if rank == 0 else None
 
@@ -137,6 +158,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
     if rank == 0 and step == 0:  # the starting point, for "PSNR at start and end"
         xr0 = reconstruct(net.ae, eval_x, use_amp)
         rec0 = {"step": 0, "loss": float((xr0 - eval_x).abs().mean()), "psnr": psnr(xr0, eval_x)}
+        if gt_texts:
+            rec0["ned"] = ned(gt_texts, xr0)
         metrics.write(json.dumps(rec0) + "\n")
         save_grid(out / "grids" / "step_00000000.png", eval_x, xr0)
     last_log = {}
@@ -201,6 +224,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
                     xr_eval = reconstruct(net.ae, eval_x, use_amp)
                     rec_["psnr"] = psnr(xr_eval, eval_x)
                     rec_["psnr_ema"] = psnr(reconstruct(ema.ae, eval_x, use_amp), eval_x)
+                    if gt_texts:
+                        rec_["ned"] = ned(gt_texts, xr_eval)
                     save_grid(out / "grids" / f"step_{step:08d}.png", eval_x, xr_eval)
                 metrics.write(json.dumps(rec_) + "\n")
                 metrics.flush()

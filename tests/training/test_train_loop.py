@@ -14,7 +14,7 @@ from training.loop import train
 
 BASE = [
     "model=tiny-f8c16", "data.batch_size=8", "data.workers=0", "data.shuffle_buffer=8", "data.holdout_shards=0",
-    "eval.resolution=32", "eval.num_samples=8", "log_every=1", "optim.warmup_steps=0",
+    "eval.resolution=32", "eval.num_samples=8", "eval.ned_samples=0", "log_every=1", "optim.warmup_steps=0",
 ]
 
 
@@ -98,3 +98,28 @@ def test_ddp_two_processes_gloo(tmp_path, small_text_dir):
     m = _metrics(tmp_path / "run")
     assert m[-1]["step"] == 4 and "psnr" in m[-1]
     assert (tmp_path / "run/ckpt/step_00000004/model.safetensors").exists()
+
+
+def test_ned_at_eval_steps_and_eval_with_checkpoint(tmp_path, synthetic_dir):
+    """The trainer logs `ned` (OCR of originals vs reconstructions) and `textinfuse eval --checkpoint`
+    reconstructs with the run's latest checkpoint (tiled, any size)."""
+    import numpy as np
+    import webdataset as wds
+    from PIL import Image
+
+    from pipelines.evaluate import evaluate
+
+    cfg = _cfg({"synthetic": synthetic_dir}, [
+        'stages=[{name: a, steps: 2, resolution: 64, weights: {synthetic: 1.0}, align: 0.0, lr: 3.0e-3}]',
+        "eval.resolution=128", "eval.num_samples=2", "eval.ned_samples=2", "eval.every=2", "data.holdout_shards=1"])
+    train(cfg, tmp_path / "run")
+    evals = [r for r in _metrics(tmp_path / "run") if "psnr" in r]
+    assert [r["step"] for r in evals] == [0, 2] and all(0.0 <= r["ned"] <= 1.0 for r in evals)
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for i, s in enumerate(wds.WebDataset(str(sorted(synthetic_dir.glob("*.tar"))[0]), shardshuffle=False)):
+        if i == 2:
+            break
+        Image.open(__import__("io").BytesIO(s["png"])).convert("RGB").crop((0, 0, 200, 120)).save(gt / f"{i}.png")
+    res = evaluate(str(gt), str(tmp_path / "eval"), checkpoint=str(tmp_path / "run"))
+    assert res["num_samples"] == 2 and np.isfinite(res["PSNR"])
