@@ -57,21 +57,18 @@ class Assets:
         self.backgrounds = BackgroundSet(refs, b.max_pixels, b.min_side)
 
 
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_DIGIT = re.compile(r"\d")
+_SPACE = re.compile(r"\s")
+
+
 def _script_mix(text: str) -> dict[str, float]:
-    counts = {"han": 0, "latin": 0, "digit": 0, "other": 0}
-    for c in text:
-        if c.isspace():
-            continue
-        if "\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff":
-            counts["han"] += 1
-        elif c.isascii() and c.isalpha() or "\u00c0" <= c <= "\u024f":
-            counts["latin"] += 1
-        elif c.isdigit():
-            counts["digit"] += 1
-        else:
-            counts["other"] += 1
-    n = sum(counts.values()) or 1
-    return {k: round(v / n, 4) for k, v in counts.items()}
+    """Share of visible characters that are Han, Latin letters, digits or other (punctuation, symbols)."""
+    n = len(text) - len(_SPACE.findall(text))
+    han, latin, digit = (len(r.findall(text)) for r in (_HAN, _LATIN, _DIGIT))
+    counts = {"han": han, "latin": latin, "digit": digit, "other": n - han - latin - digit}
+    return {k: round(v / max(n, 1), 4) for k, v in counts.items()}
 
 
 def _weighted(rng: np.random.Generator, items: tuple, weights: tuple[float, ...]):
@@ -210,20 +207,21 @@ class Renderer:
         pairs for every inked character, and the boxes (lines first, then characters) as (N, 4) x0 y0 x1 y1.
         """
         W, H = params["size"]
-        glyph = self.assets.glyphs.glyph
+        glyphs = self.assets.glyphs
         lines: list[dict[str, Any]] = []
         chars: list[tuple[str, int]] = []
         gls, pens, bases = [], [], []
         for bi, blk in enumerate(params["blocks"]):
             face = self.assets.fonts.by_id[blk["font"]]
-            px, path, fi = blk["char_px"], face.path, face.index
+            px = blk["char_px"]
+            table = glyphs.table(face.path, face.index, px)
             width, adv = self._measure(face, px)
             laid = place(list(zip(blk["lines"], blk["para_starts"], strict=True)), width, adv, tuple(blk["region"]),
                          px, blk["line_spacing"], blk["align"], blk["columns"], blk["gap"], blk["indent"])
             for ln, rgb in zip(laid, blk["colours"], strict=True):
                 li, n0 = len(lines), len(gls)
                 for ch, pen in zip(ln.text, ln.xs, strict=True):
-                    gl = glyph(path, fi, px, ch)
+                    gl = table[ch]
                     if gl.ink is not None:
                         gls.append(gl)
                         pens.append(pen)

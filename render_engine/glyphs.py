@@ -50,7 +50,8 @@ class GlyphCache:
     def __init__(self, max_glyphs: int = 120_000):
         self._faces: dict[tuple[str, int], freetype.Face] = {}
         self._size: dict[tuple[str, int], int] = {}
-        self._glyphs: dict[tuple[str, int, int, str], Glyph] = {}
+        self._tables: dict[tuple[str, int, int], _GlyphTable] = {}
+        self._count = 0
         self._metrics: dict[tuple[str, int, int], LineMetrics] = {}
         self._advances: dict[tuple[str, int, int], dict[str, float]] = {}
         self.max_glyphs = max_glyphs
@@ -78,12 +79,23 @@ class GlyphCache:
         return m
 
     def glyph(self, path: str, index: int, px: int, ch: str) -> Glyph:
-        key = (path, index, px, ch)
-        g = self._glyphs.get(key)
-        if g is not None:
-            return g
-        if len(self._glyphs) >= self.max_glyphs:
-            self._glyphs.clear()
+        return self.table(path, index, px)[ch]
+
+    def table(self, path: str, index: int, px: int) -> dict[str, Glyph]:
+        """A dict char -> Glyph for one face and size that rasterises a char on first use (the hot path
+        looks glyphs up here directly). All tables are dropped together past `max_glyphs` glyphs."""
+        key = (path, index, px)
+        t = self._tables.get(key)
+        if t is None:
+            t = self._tables[key] = _GlyphTable(self, path, index, px)
+        return t
+
+    def _rasterise(self, path: str, index: int, px: int, ch: str) -> Glyph:
+        self._count += 1
+        if self._count > self.max_glyphs:
+            for t in self._tables.values():
+                t.clear()
+            self._count = 1
         face = self._face(path, index, px)
         if ch in " \u3000\u00a0\t":
             adv = px * (1.0 if ch == "\u3000" else 0.28)
@@ -91,24 +103,25 @@ class GlyphCache:
             if gi:
                 face.load_glyph(gi, freetype.FT_LOAD_DEFAULT)
                 adv = face.glyph.advance.x / 64.0 or adv
-            g = Glyph(np.zeros((0, 0), np.uint8), 0, 0, adv, None, _EMPTY16, _EMPTY16, _EMPTY8)
+            return Glyph(np.zeros((0, 0), np.uint8), 0, 0, adv, None, _EMPTY16, _EMPTY16, _EMPTY8)
+        face.load_char(ch, _LOAD_FLAGS)
+        slot = face.glyph
+        bm = slot.bitmap
+        rows, width, pitch = bm.rows, bm.width, bm.pitch
+        if width and rows and pitch > 0:  # read FreeType's buffer in place (bm.buffer builds a Python list)
+            raw = np.ctypeslib.as_array(bm._FT_Bitmap.buffer, shape=(rows * pitch,))
+            arr = raw.reshape(rows, pitch)[:, :width].copy()
+        elif width and rows:
+            arr = np.array(bm.buffer, dtype=np.uint8).reshape(rows, abs(pitch))[:, :width].copy()
         else:
-            face.load_char(ch, _LOAD_FLAGS)
-            slot = face.glyph
-            bm = slot.bitmap
-            if bm.width and bm.rows:
-                arr = np.array(bm.buffer, dtype=np.uint8).reshape(bm.rows, bm.pitch)[:, : bm.width].copy()
-            else:
-                arr = np.zeros((0, 0), np.uint8)
-            ink = None
-            left, top = slot.bitmap_left, slot.bitmap_top
-            ys, xs = np.nonzero(arr)
-            if len(ys):
-                ink = (left + int(xs.min()), int(ys.min()) - top, left + int(xs.max()) + 1, int(ys.max()) + 1 - top)
-            g = Glyph(arr, left, top, round(slot.advance.x / 64.0), ink, (ys - top).astype(np.int16),
-                      (xs + left).astype(np.int16), arr[ys, xs])
-        self._glyphs[key] = g
-        return g
+            arr = np.zeros((0, 0), np.uint8)
+        ink = None
+        left, top = slot.bitmap_left, slot.bitmap_top
+        ys, xs = np.nonzero(arr)
+        if len(ys):
+            ink = (left + int(xs.min()), int(ys.min()) - top, left + int(xs.max()) + 1, int(ys.max()) + 1 - top)
+        return Glyph(arr, left, top, round(slot.advance.x / 64.0), ink, (ys - top).astype(np.int16),
+                     (xs + left).astype(np.int16), arr[ys, xs])
 
     def advances(self, path: str, index: int, px: int) -> dict[str, float]:
         """A dict char -> advance (px) for one face and size that fills itself on first use of a char."""
@@ -117,6 +130,17 @@ class GlyphCache:
         if table is None:
             table = self._advances[key] = _AdvanceTable(self, path, index, px)
         return table
+
+
+class _GlyphTable(dict):
+    def __init__(self, cache: GlyphCache, path: str, index: int, px: int):
+        super().__init__()
+        self._args = (cache, path, index, px)
+
+    def __missing__(self, ch: str) -> Glyph:
+        cache, path, index, px = self._args
+        g = self[ch] = cache._rasterise(path, index, px, ch)
+        return g
 
 
 class _AdvanceTable(dict):
