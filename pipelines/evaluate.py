@@ -180,9 +180,35 @@ def _optional_metric(name: str, weights: str | None) -> tuple[None, str]:
     # LPIPS and FID need a network; with no weights nothing is downloaded, the value is null with a reason.
     if not weights:
         return None, f"no --{name.lower()}-weights given (weights are never downloaded)"
-    if not Path(weights).exists():
+    if not all(Path(w).exists() for w in weights.split(",")):
         return None, f"{weights}: not found"
-    return None, f"{name} from {weights} is not implemented yet (needs the training extra)"
+    return None, f"{name} from {weights} is not implemented yet"
+
+
+def lpips_scorer(weights: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    """LPIPS-VGG (v0.1) of two uint8 RGB images, from local weights: "VGG16_TRUNK,LPIPS_HEADS" (torchvision's
+    `vgg16-397923af.pth` and the `lpips` wheel's `weights/v0.1/vgg.pth`; .pth or .safetensors) or a folder
+    holding `vgg16*` and `vgg.pth`/`lpips*`. Needs the train extra (torch); see training/losses.py."""
+    p = Path(weights)
+    if p.is_dir():
+        trunk = next(iter(sorted(p.glob("vgg16*"))), None)
+        heads = next(iter(sorted(p.glob("lpips*")) or sorted(p.glob("vgg.*"))), None)
+        if trunk is None or heads is None:
+            raise FileNotFoundError(2, "needs vgg16* (trunk) and vgg.pth or lpips* (heads) files", weights)
+    else:
+        trunk, heads = weights.split(",")
+    import torch
+
+    from training.losses import LPIPS
+
+    net = LPIPS(str(trunk), str(heads))
+
+    def score(a: np.ndarray, b: np.ndarray) -> float:
+        t = [torch.from_numpy(np.array(x)).permute(2, 0, 1)[None].float() / 127.5 - 1 for x in (a, b)]
+        with torch.no_grad():
+            return float(net(t[0], t[1])[0])
+
+    return score
 
 
 def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None = None, *,
@@ -208,6 +234,14 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
         fn = model_fn
     elif checkpoint:
         fn = checkpoint_fn(checkpoint)
+    lpips_fn, lpips_reason = None, None
+    if lpips_weights:
+        try:
+            lpips_fn = lpips_scorer(lpips_weights)
+        except ImportError as e:
+            lpips_reason = f"LPIPS needs the training extra (pip install 'textinfuse[train]'): {e}"
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            lpips_reason = f"{lpips_weights}: unusable LPIPS weights ({type(e).__name__}: {e})"
     names = list_images(gt_dir)
     recon_by_stem: dict[str, Path] = {}
     extra: list[str] = []
@@ -236,6 +270,8 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
             if err is None and gt is not None and rec is not None:
                 try:
                     row["psnr"], row["ssim"] = psnr(gt, rec), ssim(gt, rec)
+                    if lpips_fn is not None:
+                        row["lpips"] = lpips_fn(gt, rec)
                     row["ocr_gt"] = cache.text(gt)
                     row["ocr_recon"] = recon_ocr.text(rec, persist=False)
                     row["ned"] = ned_similarity(row["ocr_gt"], row["ocr_recon"]) if row["ocr_gt"] else None
@@ -250,7 +286,9 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
             prog.advance(1, failures=int(err is not None))
     prog.close()
     secs = time.monotonic() - t0
-    return _write_outputs(out, details, images, extra, cache, recon_ocr, secs, worst, lpips_weights, fid_weights,
+    if lpips_fn is None:
+        lpips_reason = lpips_reason or _optional_metric("LPIPS", lpips_weights)[1]
+    return _write_outputs(out, details, images, extra, cache, recon_ocr, secs, worst, lpips_reason, fid_weights,
                           source={"gt_dir": str(gt_dir), "recon_dir": str(recon_dir) if recon_dir else None,
                                   "reference": reference, "model_fn": model_fn if isinstance(model_fn, str) else
                                   getattr(model_fn, "__name__", None), "checkpoint": checkpoint})
@@ -307,14 +345,16 @@ def _mean(xs: list[float]) -> float | None:
 
 
 def _write_outputs(out: Path, details: list[dict], images: dict, extra: list[str], cache: OcrCache,
-                   recon_ocr: OcrCache, secs: float, worst: int, lpips_weights: str | None,
+                   recon_ocr: OcrCache, secs: float, worst: int, lpips_reason: str | None,
                    fid_weights: str | None, source: dict) -> dict:
     ok = [d for d in details if "error" not in d]
     neds = [d["ned"] for d in ok if d["ned"] is not None]
+    lp = [d["lpips"] for d in ok if "lpips" in d]
     results: dict = {"num_samples": len(ok), "PSNR": _mean([d["psnr"] for d in ok]),
-                     "SSIM": _mean([d["ssim"] for d in ok]), "LPIPS": None, "FID": None,
+                     "SSIM": _mean([d["ssim"] for d in ok]), "LPIPS": _mean(lp) if lp else None, "FID": None,
                      "NED": _mean(neds), "NED_samples": len(neds)}
-    results["LPIPS_reason"] = _optional_metric("LPIPS", lpips_weights)[1]
+    if not lp:
+        results["LPIPS_reason"] = lpips_reason or "no image pair could be scored"
     results["FID_reason"] = _optional_metric("FID", fid_weights)[1]
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     with (out / "details.jsonl").open("w", encoding="utf-8") as f:

@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:
-        print(f"error: {Path(e.filename or '')}: not found", file=sys.stderr)
+        print(f"error: {e.filename or ''}: {e.strerror or 'not found'}", file=sys.stderr)
         return 2
     except OSError as e:  # e.g. the output disk filled up while writing the manifest
         print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)

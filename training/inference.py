@@ -29,7 +29,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
             return cand
         if (cand / "latest").exists():
             return cand / (cand / "latest").read_text().strip()
-    raise FileNotFoundError(f"{path}: no checkpoint (model.safetensors or a `latest` pointer)")
+    raise FileNotFoundError(2, "no checkpoint here (model.safetensors or a `latest` pointer)", str(path))
 
 
 def load_autoencoder(path: str | Path, use_ema: bool = True, device: str | None = None) -> Autoencoder:

@@ -113,11 +113,28 @@ def test_failing_model_is_reported(gt_dir, tmp_path):
     assert all("model failed" in x["error"] for x in read_jsonl(tmp_path / "details.jsonl"))
 
 
-def test_checkpoint_needs_training_extra(gt_dir, tmp_path):
-    ckpt = tmp_path / "model.pt"
-    ckpt.write_bytes(b"")
-    with pytest.raises(RuntimeError, match="training extra"):
-        evaluate(gt_dir, tmp_path / "out", checkpoint=str(ckpt))
+def test_a_folder_without_checkpoint_is_a_clear_error(gt_dir, tmp_path):
+    pytest.importorskip("torch")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        evaluate(gt_dir, tmp_path / "out", checkpoint=str(tmp_path))
+
+
+def test_lpips_from_local_weight_files(identity, gt_dir, tmp_path):
+    """The real loading path with files in the real formats (random weights: the trained ones cannot be
+    had offline); identical images score 0, blurred ones more; without torch the reason says so."""
+    torch = pytest.importorskip("torch")
+    from training.losses import LPIPS
+
+    net = LPIPS(allow_random=True)
+    torch.save({f"features.{k}": v for k, v in net.features.state_dict().items()}, tmp_path / "vgg16-test.pth")
+    torch.save({f"lin{i}.model.1.weight": lin.weight for i, lin in enumerate(net.lins)}, tmp_path / "vgg.pth")
+    weights = f"{tmp_path / 'vgg16-test.pth'},{tmp_path / 'vgg.pth'}"
+    same = evaluate(gt_dir, tmp_path / "same", reference="identity", lpips_weights=weights)
+    blur = evaluate(gt_dir, tmp_path / "blur", reference="bicubic8", lpips_weights=str(tmp_path))
+    assert same["LPIPS"] == 0.0 and "LPIPS_reason" not in same
+    assert blur["LPIPS"] > 0.0
+    missing = evaluate(gt_dir, tmp_path / "none", reference="identity", lpips_weights=str(tmp_path / "nope"))
+    assert missing["LPIPS"] is None and "unusable" in missing["LPIPS_reason"]
 
 
 def test_parsers():
