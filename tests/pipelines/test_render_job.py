@@ -162,3 +162,15 @@ def test_tar_layout_matches_webdataset_tarwriter(tmp_path):
             tw.write({k: (v.encode() if isinstance(v, str) and k != "__key__" else v) for k, v in s.items()})
         tw.close()
     assert (tmp_path / "x-000003.tar").read_bytes() == (tmp_path / "ref.tar").read_bytes()
+
+
+@pytest.mark.slow
+def test_ray_data_reads_the_shards_without_adapters(tiny_dataset, ray_cluster):
+    import ray
+
+    ds = ray.data.read_webdataset(sorted(str(p) for p in tiny_dataset.glob("*.tar")), decoder=None)
+    rows = ds.take_all()
+    assert len(rows) == 12
+    assert {r["__key__"] for r in rows} == {f"{i // 5:06d}_{i % 5:06d}" for i in range(12)}
+    r = rows[0]
+    assert r["png"][:8] == b"\x89PNG\r\n\x1a\n" and json.loads(r["json"])["text"] == r["txt"].decode()
