@@ -50,7 +50,7 @@ class GlyphCache:
     def __init__(self, max_glyphs: int = 120_000):
         self._faces: dict[tuple[str, int], freetype.Face] = {}
         self._size: dict[tuple[str, int], int] = {}
-        self._tables: dict[tuple[str, int, int], _GlyphTable] = {}
+        self._tables: dict[tuple[str, int, int], _LazyTable] = {}
         self._count = 0
         self._metrics: dict[tuple[str, int, int], LineMetrics] = {}
         self._advances: dict[tuple[str, int, int], dict[str, float]] = {}
@@ -87,7 +87,7 @@ class GlyphCache:
         key = (path, index, px)
         t = self._tables.get(key)
         if t is None:
-            t = self._tables[key] = _GlyphTable(self, path, index, px)
+            t = self._tables[key] = _LazyTable(lambda ch: self._rasterise(path, index, px, ch))
         return t
 
     def _rasterise(self, path: str, index: int, px: int, ch: str) -> Glyph:
@@ -128,27 +128,18 @@ class GlyphCache:
         key = (path, index, px)
         table = self._advances.get(key)
         if table is None:
-            table = self._advances[key] = _AdvanceTable(self, path, index, px)
+            glyphs = self.table(path, index, px)
+            table = self._advances[key] = _LazyTable(lambda ch: glyphs[ch].advance)
         return table
 
 
-class _GlyphTable(dict):
-    def __init__(self, cache: GlyphCache, path: str, index: int, px: int):
+class _LazyTable(dict):
+    """A dict that computes a missing char's value with `fill(char)` and keeps it."""
+
+    def __init__(self, fill):
         super().__init__()
-        self._args = (cache, path, index, px)
+        self._fill = fill
 
-    def __missing__(self, ch: str) -> Glyph:
-        cache, path, index, px = self._args
-        g = self[ch] = cache._rasterise(path, index, px, ch)
-        return g
-
-
-class _AdvanceTable(dict):
-    def __init__(self, cache: GlyphCache, path: str, index: int, px: int):
-        super().__init__()
-        self._args = (cache, path, index, px)
-
-    def __missing__(self, ch: str) -> float:
-        cache, path, index, px = self._args
-        adv = self[ch] = cache.glyph(path, index, px, ch).advance
-        return adv
+    def __missing__(self, ch: str):
+        v = self[ch] = self._fill(ch)
+        return v

@@ -52,7 +52,6 @@ def render_overrides(a: argparse.Namespace) -> list[str]:
 
 
 def cmd_render(a: argparse.Namespace) -> int:
-    from pipelines.executors import make_executor
     from pipelines.render_job import ConfigMismatch, RenderJobConfig, run_render
 
     from .configio import load
@@ -63,18 +62,11 @@ def cmd_render(a: argparse.Namespace) -> int:
 
         base = load_recipe(a.recipe)
     job = load(RenderJobConfig, a.config, render_overrides(a), base=base)
-    executor = make_executor(a.executor, a.workers, a.address)
     try:
-        manifest = run_render(job, a.out, overwrite=a.overwrite, executor=executor)
+        manifest = run_job(a, lambda ex: run_render(job, a.out, overwrite=a.overwrite, executor=ex))
     except ConfigMismatch as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"interrupted: finished shards are kept in {a.out}; run the same command again to resume",
-              file=sys.stderr)
-        return 130
-    finally:
-        executor.close()
     t = manifest["totals"]
     print(f"{t['samples']} samples in {t['shards']} shards, {t['chars']} characters, "
           f"{t['dropped_chars']} dropped for lack of glyphs -> {a.out}")
@@ -92,7 +84,6 @@ def cmd_preview(a: argparse.Namespace) -> int:
 def cmd_filter(a: argparse.Namespace) -> int:
     import json
 
-    from pipelines.executors import make_executor
     from pipelines.filter_job import FilterConfig, run_filter
 
     from .configio import load
@@ -104,14 +95,7 @@ def cmd_filter(a: argparse.Namespace) -> int:
     if not inputs:
         print("error: give --input PATH... (or --rescore DIR)", file=sys.stderr)
         return 2
-    executor = make_executor(a.executor, a.workers, a.address)
-    try:
-        man = run_filter(inputs, cfg, a.out, executor=executor, rescore_from=a.rescore)
-    except KeyboardInterrupt:
-        print(f"interrupted: finished units are kept in {a.out}; run the same command again to resume", file=sys.stderr)
-        return 130
-    finally:
-        executor.close()
+    man = run_job(a, lambda ex: run_filter(inputs, cfg, a.out, executor=ex, rescore_from=a.rescore))
     t = man["totals"]
     print(f"{t['kept']} of {t['inputs']} images kept -> {a.out}; " + ", ".join(f"{k} {v}" for k, v in t["reasons"].items()))
     return 1 if man["failed_shards"] else 0
@@ -143,6 +127,28 @@ def cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def add_executor_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", choices=["ray", "local"], default="ray",
+                   help="ray (default: a local Ray, or the cluster at --address) or local (in-process)")
+    p.add_argument("--workers", type=int, help="CPUs for a local Ray (default: all cores)")
+    p.add_argument("--address", help="existing Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
+
+
+def run_job(a: argparse.Namespace, job):
+    """Run `job(executor)` on the executor the flags ask for; Ctrl-C keeps what is done (exit 130)."""
+    from pipelines.executors import make_executor
+
+    executor = make_executor(a.executor, a.workers, a.address)
+    try:
+        return job(executor)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished shards are kept in {a.out}; run the same command again to resume",
+              file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        executor.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="textinfuse", description="Synthetic text-rendering data engine.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -165,10 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", help="YAML/TOML job config over the recipe (flags override both)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config value, repeatable")
     r.add_argument("--overwrite", action="store_true", help="replace shards made with another config")
-    r.add_argument("--executor", choices=["ray", "local"], default="ray",
-                   help="ray (default: a local Ray, or the cluster at --address) or local (in-process)")
-    r.add_argument("--workers", type=int, help="CPUs for a local Ray (default: all cores)")
-    r.add_argument("--address", help="existing Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
+    add_executor_flags(r)
     r.set_defaults(func=cmd_render)
 
     v = sub.add_parser("preview", help="contact sheet of rendered samples")
@@ -185,9 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--config", help="YAML/TOML FilterConfig (thresholds)")
     f.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config value, repeatable")
     f.add_argument("--rescore", metavar="DIR", help="re-apply thresholds to DIR's recorded scores (inputs from DIR)")
-    f.add_argument("--executor", choices=["ray", "local"], default="ray")
-    f.add_argument("--workers", type=int, help="CPUs for a local Ray (default: all cores)")
-    f.add_argument("--address", help="existing Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
+    add_executor_flags(f)
     f.set_defaults(func=cmd_filter)
 
     fr = sub.add_parser("filter-report", help="HTML: score histograms with thresholds, examples near each")

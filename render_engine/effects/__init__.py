@@ -5,20 +5,10 @@ Adding an effect is adding a file here: the registry discovers modules at import
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from ..plugins import discover
 from .base import STAGES, Effect, EffectContext, Layers
 
-REGISTRY: dict[str, Effect] = {}
-
-for _m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-    if _m.name == "base":
-        continue
-    _mod = importlib.import_module(f"{__name__}.{_m.name}")
-    for _obj in vars(_mod).values():
-        if isinstance(_obj, type) and issubclass(_obj, Effect) and _obj is not Effect and _obj.__module__ == _mod.__name__:
-            REGISTRY[_obj.name] = _obj()
+REGISTRY: dict[str, Effect] = discover(__name__, __path__, Effect)  # type: ignore[assignment]
 
 
 def ordered(names: tuple[str, ...] | None = None) -> list[Effect]:
