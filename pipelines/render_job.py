@@ -35,7 +35,9 @@ class OutputConfig:
     name: str = "textinfuse"  # shard file prefix: NAME-000000.tar
     format: Literal["png", "jpg", "webp"] = "png"
     png_level: int = 1  # zlib level 0-9
-    png_fast: bool = True  # Paeth filter + RLE strategy: ~2x faster than libpng's adaptive filters, same size
+    # PNG row filter (with zlib's RLE strategy unless "adaptive", libpng's default). "up" encodes ~2.5x and
+    # decodes ~1.6x faster than "adaptive" for ~9 % more bytes: the best trade for render and training loaders
+    png_filter: Literal["up", "sub", "paeth", "adaptive"] = "up"
     quality: int = 95  # jpg/webp quality (1-100)
     samples_per_shard: int = 1000
 
@@ -87,8 +89,9 @@ def versions() -> dict[str, str]:
 
 def png_params(out: OutputConfig) -> list[int]:
     p = [cv2.IMWRITE_PNG_COMPRESSION, out.png_level]
-    if out.png_fast:
-        p += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_PAETH, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    if out.png_filter != "adaptive":
+        flt = {"up": cv2.IMWRITE_PNG_FILTER_UP, "sub": cv2.IMWRITE_PNG_FILTER_SUB, "paeth": cv2.IMWRITE_PNG_FILTER_PAETH}
+        p += [cv2.IMWRITE_PNG_FILTER, flt[out.png_filter], cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
     return p
 
 
