@@ -35,15 +35,6 @@ class Glyph:
     val: np.ndarray
 
 
-@dataclass(frozen=True)
-class LineMetrics:
-    """Per (face, size): ascender and descender (px, descender negative) and the font's line height."""
-
-    ascender: float
-    descender: float
-    height: float
-
-
 class GlyphCache:
     """Rasterises glyphs on demand and keeps them. Not thread-safe; one per worker process."""
 
@@ -52,7 +43,6 @@ class GlyphCache:
         self._size: dict[tuple[str, int], int] = {}
         self._tables: dict[tuple[str, int, int], _LazyTable] = {}
         self._count = 0
-        self._metrics: dict[tuple[str, int, int], LineMetrics] = {}
         self._advances: dict[tuple[str, int, int], dict[str, float]] = {}
         self.max_glyphs = max_glyphs
 
@@ -65,18 +55,6 @@ class GlyphCache:
             face.set_pixel_sizes(0, px)
             self._size[key] = px
         return face
-
-    def metrics(self, path: str, index: int, px: int) -> LineMetrics:
-        key = (path, index, px)
-        m = self._metrics.get(key)
-        if m is None:
-            face = self._face(path, index, px)
-            sm = face.size
-            asc, desc = sm.ascender / 64.0, sm.descender / 64.0
-            if asc <= 0:  # some subset fonts carry no hhea values: fall back to the em box
-                asc, desc = 0.88 * px, -0.12 * px
-            m = self._metrics[key] = LineMetrics(asc, desc, max(sm.height / 64.0, asc - desc))
-        return m
 
     def glyph(self, path: str, index: int, px: int, ch: str) -> Glyph:
         return self.table(path, index, px)[ch]

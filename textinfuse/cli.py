@@ -127,6 +127,11 @@ def cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def add_config_flags(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--config", help=what)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config value, repeatable")
+
+
 def add_executor_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=["ray", "local"], default="ray",
                    help="ray (default: a local Ray, or the cluster at --address) or local (in-process)")
@@ -168,8 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--format", choices=["png", "jpg", "webp"], help="image format (default png)")
     r.add_argument("--samples-per-shard", type=int, help="samples per tar (default 1000)")
     r.add_argument("--recipe", help="start from a named recipe (f16, f32, en, zh, mixed, benchmark-like) or a YAML path")
-    r.add_argument("--config", help="YAML/TOML job config over the recipe (flags override both)")
-    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config value, repeatable")
+    add_config_flags(r, "YAML/TOML job config over the recipe (flags override both)")
     r.add_argument("--overwrite", action="store_true", help="replace shards made with another config")
     add_executor_flags(r)
     r.set_defaults(func=cmd_render)
@@ -185,8 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("filter", help="keep sharp, text-rich real images (validity, clarity, OCR text density)")
     f.add_argument("--input", nargs="+", help="image folders, globs, list files (.txt) or WebDataset tars")
     f.add_argument("--out", required=True, help="output folder (kept shards, scores.jsonl, manifest.json)")
-    f.add_argument("--config", help="YAML/TOML FilterConfig (thresholds)")
-    f.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config value, repeatable")
+    add_config_flags(f, "YAML/TOML FilterConfig (thresholds)")
     f.add_argument("--rescore", metavar="DIR", help="re-apply thresholds to DIR's recorded scores (inputs from DIR)")
     add_executor_flags(f)
     f.set_defaults(func=cmd_filter)

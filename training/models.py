@@ -82,19 +82,24 @@ def channel_to_space(z: torch.Tensor, f: int, out_ch: int = 3) -> torch.Tensor:
     return F.pixel_shuffle(z.repeat_interleave(out_ch * f * f // z.shape[1], dim=1), f)
 
 
+def _levels(ch: tuple[int, ...], blocks: int, resample) -> nn.Sequential:
+    """Residual blocks per level, with `resample(channels)` layers between levels (down or up)."""
+    layers: list[nn.Module] = []
+    for i in range(len(ch)):
+        cin = ch[max(i - 1, 0)]
+        for j in range(blocks):
+            layers.append(ResBlock(cin if j == 0 else ch[i], ch[i]))
+        if i < len(ch) - 1:
+            layers += resample(ch[i])
+    return nn.Sequential(*layers)
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         ch = cfg.enc_ch
         self.conv_in = nn.Conv2d(3, ch[0], 3, padding=1)
-        layers: list[nn.Module] = []
-        for i in range(len(ch)):
-            cin = ch[max(i - 1, 0)]
-            for j in range(cfg.enc_blocks):
-                layers.append(ResBlock(cin if j == 0 else ch[i], ch[i]))
-            if i < len(ch) - 1:
-                layers.append(nn.Conv2d(ch[i], ch[i], 3, stride=2, padding=1))
-        self.body = nn.Sequential(*layers)
+        self.body = _levels(ch, cfg.enc_blocks, lambda c: [nn.Conv2d(c, c, 3, stride=2, padding=1)])
         self.norm_out = nn.GroupNorm(_groups(ch[-1]), ch[-1])
         self.conv_out = nn.Conv2d(ch[-1], cfg.c, 3, padding=1)  # "last conv" for the adaptive weight
 
@@ -107,14 +112,8 @@ class Decoder(nn.Module):
         super().__init__()
         ch = cfg.dec_ch[::-1]  # latent resolution first
         self.conv_in = nn.Conv2d(cfg.c, ch[0], 3, padding=1)
-        layers: list[nn.Module] = []
-        for i in range(len(ch)):
-            cin = ch[max(i - 1, 0)]
-            for j in range(cfg.dec_blocks):
-                layers.append(ResBlock(cin if j == 0 else ch[i], ch[i]))
-            if i < len(ch) - 1:
-                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch[i], ch[i], 3, padding=1)]
-        self.body = nn.Sequential(*layers)
+        self.body = _levels(ch, cfg.dec_blocks, lambda c: [nn.Upsample(scale_factor=2, mode="nearest"),
+                                                            nn.Conv2d(c, c, 3, padding=1)])
         self.norm_out = nn.GroupNorm(_groups(ch[-1]), ch[-1])
         self.conv_out = nn.Conv2d(ch[-1], 3, 3, padding=1)
 
