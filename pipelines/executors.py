@@ -95,28 +95,26 @@ class RayExecutor:
         failed: list[Any] = []
         for attempt in (1, 2):
             running: dict[Any, Any] = {}
-            try:
-                while pending or running:
-                    while pending and len(running) < self.max_in_flight:
-                        item = pending.pop(0)
-                        running[task.remote(shared_ref, item)] = item
-                    done, _ = ray.wait(list(running), num_returns=1)
-                    for ref in done:
-                        item = running.pop(ref)
-                        try:
-                            result = ray.get(ref)
-                        except Exception as e:  # a task that raised, or died more than max_retries times
-                            if attempt == 1:
-                                failed.append(item)
-                                log.warning("task %s failed, will retry at the end: %s", item, describe(e))
-                            else:
-                                on_result(item, None, describe(e))
-                            continue
-                        on_result(item, result, None)
-            except BaseException:  # Ctrl-C (or any driver error): stop what is running, keep what is done
-                for ref in running:
-                    ray.cancel(ref, force=True)
-                raise
+            # Ctrl-C propagates as is. No ray.cancel here: force-cancelling a task whose reply is already on
+            # its way trips a CHECK in Ray 2.60's task manager and kills the driver with exit 1. Ray itself
+            # kills a job's workers when its driver exits, and a half-written shard is only a temp file.
+            while pending or running:
+                while pending and len(running) < self.max_in_flight:
+                    item = pending.pop(0)
+                    running[task.remote(shared_ref, item)] = item
+                done, _ = ray.wait(list(running), num_returns=1)
+                for ref in done:
+                    item = running.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except Exception as e:  # a task that raised, or died more than max_retries times
+                        if attempt == 1:
+                            failed.append(item)
+                            log.warning("task %s failed, will retry at the end: %s", item, describe(e))
+                        else:
+                            on_result(item, None, describe(e))
+                        continue
+                    on_result(item, result, None)
             pending, failed = failed, []
 
     def close(self) -> None:
