@@ -22,6 +22,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -34,10 +35,12 @@ from textinfuse import ocr  # noqa: E402
 
 DEGRADATIONS = ("blur1.5", "blur2.5", "updown3", "jpeg10")
 # measure -> (config field, keep when the score is >= threshold)
-CANDIDATES = ({"min_hf_energy": 0.003}, {"min_hf_energy": 0.003, "max_blockiness": 1.3},
-              {"min_hf_energy": 0.002, "max_blockiness": 1.25})  # alternatives printed next to the defaults
-MEASURES = {"laplacian_var": ("min_laplacian_var", True), "hf_energy": ("min_hf_energy", True),
-            "upscale_ratio": ("min_upscale_ratio", True), "blockiness": ("max_blockiness", False)}
+CANDIDATES = ({"min_peak_sharpness": 0.7}, {"min_peak_sharpness": 0.9}, {"max_ringing": 9.0}, {"max_ringing": 13.0},
+              {"min_hf_energy": 0.0005})  # alternatives printed next to the defaults
+# measure -> (config field, keep when the score is >= threshold), from the filter's own rules
+MEASURES = {r.score: (r.key, r.way == "min") for r in Clarity.rules}
+TARGET = {"peak_sharpness": "blur", "laplacian_var": "blur", "hf_energy": "blur", "upscale_ratio": "updown3",
+          "blockiness": "jpeg10", "ringing": "jpeg10"}  # the degradation each measure is meant to catch
 
 
 def load(path: Path) -> np.ndarray:
@@ -69,7 +72,7 @@ def best_single(values: np.ndarray, truth: np.ndarray, higher: bool) -> tuple[fl
 
 
 def best_joint(scores: list[dict], truth: np.ndarray, rounds: int = 3) -> tuple[ClarityConfig, float]:
-    """Coordinate ascent on the four Clarity thresholds (from the defaults) to maximise F1 of keep."""
+    """Coordinate ascent on the Clarity thresholds (from the defaults) to maximise F1 of keep."""
     cfg = ClarityConfig()
     f1 = pr(keep_mask(scores, cfg), truth)[2]
     for _ in range(rounds):
@@ -122,14 +125,13 @@ def clarity_report(rows: list[dict], data: Path) -> None:
                                                           for c in (text, ~text))))
         print(f"     {m:<26}" + "".join(f"{c:>22}" for c in cells))
     print("   F1-optimal thresholds (one measure alone; sharp vs all degraded, and vs the kind it targets):")
-    target = {"laplacian_var": "blur", "hf_energy": "blur", "upscale_ratio": "updown3", "blockiness": "jpeg10"}
     for m, (field, higher) in MEASURES.items():
         vals = np.array([s[m] for s in scores])
         t_all, f_all = best_single(vals, sharp, higher)
-        sel = sharp | np.char.startswith(deg.astype(str), target[m])
+        sel = sharp | np.char.startswith(deg.astype(str), TARGET[m])
         t_tg, f_tg = best_single(vals[sel], sharp[sel], higher)
         print(f"     {field:<18} default {getattr(cfg, field):<8g} all: {t_all:<10.4g} F1 {f_all:.3f}"
-              f"   vs {target[m]}: {t_tg:<10.4g} F1 {f_tg:.3f}")
+              f"   vs {TARGET[m]}: {t_tg:<10.4g} F1 {f_tg:.3f}")
     jc, jf = best_joint(scores, sharp)
     p, rc, _ = pr(keep_mask(scores, jc), sharp)
     print(f"   joint F1-optimum: {', '.join(f'{f}={getattr(jc, f):.4g}' for f, _ in MEASURES.values())}"
@@ -143,6 +145,28 @@ def clarity_report(rows: list[dict], data: Path) -> None:
     print("     kept at the optimum, text-rich | natural: " + ", ".join(
         f"{kd} {jk[text & (deg == ('' if kd == 'sharp' else kd))].mean():.2f} | "
         f"{jk[~text & (deg == ('' if kd == 'sharp' else kd))].mean():.2f}" for kd in ("sharp", *DEGRADATIONS)))
+
+
+LENIENT = {"max_ringing": 14.0, "max_blockiness": 1.8}  # the README's choice for corpora of JPEG q75 images
+
+
+def jpeg_sweep(rows: list[dict], data: Path, qualities=(95, 85, 75, 50, 30, 10)) -> None:
+    """Share of sharp images rejected as jpeg_artifacts after re-encoding them at each JPEG quality, with
+    the default clarity config and with LENIENT: where "heavy" starts, for text and for photos."""
+    configs = {"default": ClarityConfig(), "lenient": replace(ClarityConfig(), **LENIENT)}
+    rej: dict[tuple[str, bool, int], list[bool]] = {}
+    for r in (r for r in rows if r["degraded"] is None):
+        bgr = load(data / r["file"])[..., ::-1]
+        for q in qualities:
+            img = cv2.imdecode(cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_COLOR)[..., ::-1]
+            s = measures(img)
+            for name, cfg in configs.items():
+                rej.setdefault((name, r["text_rich"], q), []).append(Clarity().keep(s, cfg) == "jpeg_artifacts")
+    print(f"   rejected as jpeg_artifacts after re-encoding the sharp images (lenient = {json.dumps(LENIENT)}):")
+    print("     " + f"{'quality':<22}" + "".join(f"{q:>7}" for q in qualities))
+    for name in configs:
+        for cls, kind in ((True, "text-rich"), (False, "natural")):
+            print("     " + f"{name + ' ' + kind:<22}" + "".join(f"{np.mean(rej[(name, cls, q)]):7.0%}" for q in qualities))
 
 
 def text_report(rows: list[dict], data: Path, limit: int) -> None:
@@ -224,6 +248,7 @@ def text_report(rows: list[dict], data: Path, limit: int) -> None:
 
 
 def main() -> None:
+    cv2.setNumThreads(1)  # as in a filter task: one core
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("~/.cache/textinfuse/filter-evalset").expanduser())
     ap.add_argument("--limit", type=int, default=120, help="sharp images per class for the OCR parts")
@@ -233,6 +258,7 @@ def main() -> None:
     rows = [json.loads(ln) for ln in (args.data / "labels.jsonl").read_text().splitlines()]
     if not args.skip_clarity:
         clarity_report(rows, args.data)
+        jpeg_sweep(rows, args.data)
     if not args.skip_ocr:
         text_report(rows, args.data, args.limit)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import orjson
 
 from render_engine.backgrounds import BadImage, BgRef, decode_with_info, expand_sources
@@ -42,10 +43,14 @@ class ValidityConfig:
 class ClarityConfig:
     enabled: bool = True
     norm_side: int = 512  # blur measures are computed with the long side shrunk to this
-    min_laplacian_var: float = 100.0
-    min_hf_energy: float = 0.003  # F1-tuned on the evaluation set (benchmarks/filter_quality.py)
-    min_upscale_ratio: float = 0.04
-    max_blockiness: float = 1.3
+    # Defaults from benchmarks/filter_quality.py (joint F1 optimum on its evaluation set, rounded):
+    # peak_sharpness and ringing do most of the work; the others are guards with loose thresholds.
+    min_peak_sharpness: float = 0.8  # a 1.5-px blur or 3x resampling leaves less everywhere
+    min_laplacian_var: float = 2.0  # almost no detail at all
+    min_hf_energy: float = 0.00005
+    min_upscale_ratio: float = 0.02  # catches 2x upscaled text; photos upscaled 2x only partly
+    max_blockiness: float = 1.45
+    max_ringing: float = 11.0  # grey levels; text at JPEG q10-50 ~14-16, q75 ~11, q85 ~8, q95 ~3
 
 
 @dataclass(frozen=True)
@@ -135,11 +140,11 @@ def score_one(ref: BgRef, cfg: FilterConfig, prior: dict[str, Any] | None) -> tu
     for f in ordered():
         section = getattr(cfg, f.name)
         scores = (prior or {}).get(f.name)
-        enabled = getattr(section, "enabled", True)
-        needs = scores is None or (enabled and not scores) or (
-            f.name == "text_density" and enabled and "chars" not in scores
-            and scores.get("presence_boxes", 0) >= section.min_presence_boxes)
-        if needs:
+        if not getattr(section, "enabled", True):  # a disabled filter keeps everything and costs nothing
+            if scores:
+                rec[f.name] = scores
+            continue
+        if scores is None or not f.decide(scores, section)[1]:  # not scored, or not what this config needs
             if image is None:
                 try:
                     image, info = decode_with_info(data, cfg.validity.max_pixels, 1)
@@ -161,6 +166,7 @@ def filter_unit(shared: tuple[FilterConfig, str, str], unit: Unit) -> dict[str, 
     """Score one unit, publish its kept images and its scores part; return its stats (written last)."""
     cfg, out_dir, job_hash = shared
     out = Path(out_dir)
+    cv2.setNumThreads(1)  # one task per core: OpenCV's own threads would only contend with other tasks
     t0, c0 = time.perf_counter(), time.process_time()
     reasons: Counter = Counter()
     lines = []

@@ -12,21 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .filters import ordered
 from .report import grid_b64, png_b64
-
-# (filter, score, config key, direction): a score passes when >= threshold ("min") or <= it ("max")
-THRESHOLDS = [
-    ("clarity", "laplacian_var", "min_laplacian_var", "min"),
-    ("clarity", "hf_energy", "min_hf_energy", "min"),
-    ("clarity", "upscale_ratio", "min_upscale_ratio", "min"),
-    ("clarity", "blockiness", "max_blockiness", "max"),
-    ("text_density", "presence_boxes", "min_presence_boxes", "min"),
-    ("text_density", "chars", "min_chars", "min"),
-    ("text_density", "chars_per_mp", "min_chars_per_mp", "min"),
-    ("text_density", "mean_confidence", "min_confidence", "min"),
-    ("validity", "aspect", "max_aspect", "max"),
-]
-LOG_SCALE = {"laplacian_var", "chars_per_mp", "chars", "hf_energy"}
 
 
 def load_image(source: dict[str, str]):
@@ -82,19 +69,22 @@ def filter_report(folder: str | Path, out: str | Path, per_side: int = 4) -> dic
              "<h2>Decisions</h2><table><tr><th>reason</th><th>images</th></tr>"]
     parts += [f"<tr><td>{e(k)}</td><td>{v}</td></tr>" for k, v in t["reasons"].items()]
     parts.append("</table>")
-    for flt, key, cfg_key, way in THRESHOLDS:
+    for flt, rule in ((f.name, r) for f in ordered() for r in f.rules):
+        key, cfg_key = rule.score, rule.key
         section = cfg.get(flt, {})
         if not section.get("enabled", True):
+            continue
+        if section.get(cfg_key) is None:  # a threshold this run's config did not have
             continue
         thr = float(section[cfg_key])
         have = [(r[flt][key], r) for r in recs if isinstance(r.get(flt), dict) and key in r[flt]]
         if not have:
             continue
-        parts.append(f"<h2>{e(flt)}.{e(key)} ({'≥' if way == 'min' else '≤'} {thr:g})</h2>")
+        parts.append(f"<h2>{e(flt)}.{e(key)} ({'≥' if rule.way == 'min' else '≤'} {thr:g})</h2>")
         parts.append(f"<img class='chart' alt='{e(key)}' src='data:image/png;base64,"
-                     f"{histogram([v for v, _ in have], thr, f'{flt}.{key}', key in LOG_SCALE)}'>")
-        passing = [(v, r) for v, r in have if (v >= thr if way == "min" else v <= thr)]
-        failing = [(v, r) for v, r in have if (v < thr if way == "min" else v > thr)]
+                     f"{histogram([v for v, _ in have], thr, f'{flt}.{key}', rule.log)}'>")
+        passing = [(v, r) for v, r in have if rule.passes(v, thr)]
+        failing = [(v, r) for v, r in have if not rule.passes(v, thr)]
         for label, group in (("passing, nearest the threshold", passing), ("failing, nearest the threshold", failing)):
             near = sorted(group, key=lambda vr: abs(vr[0] - thr))[:per_side]
             imgs = []

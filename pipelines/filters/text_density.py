@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .base import Filter
+from .base import Filter, Rule
 
 
 def _area(boxes, w: int, h: int) -> float:
@@ -28,12 +28,14 @@ def _area(boxes, w: int, h: int) -> float:
 class TextDensity(Filter):
     name = "text_density"
     order = 20
+    rules = (Rule("presence_boxes", "min_presence_boxes", "min", "no_text"),
+             Rule("chars", "min_chars", "min", "little_text", log=True),
+             Rule("chars_per_mp", "min_chars_per_mp", "min", "sparse_text", log=True),
+             Rule("mean_confidence", "min_confidence", "min", "low_confidence"))
 
     def score(self, image: np.ndarray, info: dict[str, Any], cfg: Any) -> dict[str, float]:
         from textinfuse import ocr
 
-        if not cfg.enabled:
-            return {}
         h, w = image.shape[:2]
         s = min(1.0, cfg.presence_side / max(h, w))
         boxes = ocr.detect(image, cfg.presence_side)
@@ -52,16 +54,3 @@ class TextDensity(Filter):
             latin_share=round(sum(c.isascii() and c.isalpha() for c in chars) / max(n, 1), 4),
         )
         return out
-
-    def keep(self, s: dict[str, float], cfg: Any) -> str | None:
-        if not cfg.enabled:
-            return None
-        if s["presence_boxes"] < cfg.min_presence_boxes:
-            return "no_text"
-        if s["chars"] < cfg.min_chars:
-            return "little_text"
-        if s["chars_per_mp"] < cfg.min_chars_per_mp:
-            return "sparse_text"
-        if s["mean_confidence"] < cfg.min_confidence:
-            return "low_confidence"
-        return None

@@ -6,21 +6,16 @@ from typing import Any
 
 import numpy as np
 
-from .base import Filter
+from .base import Filter, Rule
 
 
 class Validity(Filter):
     name = "validity"
     order = 0
+    rules = (Rule("short_side", "min_side", "min", "too_small"),
+             Rule("aspect", "max_aspect", "max", "extreme_aspect"))
 
     def score(self, image: np.ndarray, info: dict[str, Any], cfg: Any) -> dict[str, float]:
         h, w = image.shape[:2]
-        return {"width": w, "height": h, "megapixels": round(w * h / 1e6, 4), "aspect": round(max(w, h) / min(w, h), 4),
-                "frames": info.get("frames", 1), "bits": info.get("bits", 8)}
-
-    def keep(self, s: dict[str, float], cfg: Any) -> str | None:
-        if min(s["width"], s["height"]) < cfg.min_side:
-            return "too_small"
-        if s["aspect"] > cfg.max_aspect:
-            return "extreme_aspect"
-        return None
+        return {"width": w, "height": h, "short_side": min(w, h), "megapixels": round(w * h / 1e6, 4),
+                "aspect": round(max(w, h) / min(w, h), 4), "frames": info.get("frames", 1), "bits": info.get("bits", 8)}

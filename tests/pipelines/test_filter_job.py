@@ -112,7 +112,8 @@ def test_filter_report_draws_thresholds_and_near_examples(inputs, tmp_path):
     t = filter_report(tmp_path, tmp_path / "r.html")
     html = (tmp_path / "r.html").read_text()
     assert t["inputs"] == 8
-    for key in ("clarity.laplacian_var", "clarity.hf_energy", "clarity.blockiness", "text_density.chars_per_mp"):
+    for key in ("clarity.peak_sharpness", "clarity.laplacian_var", "clarity.hf_energy", "clarity.blockiness",
+                "clarity.ringing", "text_density.chars_per_mp"):
         assert f"<h2>{key}" in html
     assert html.count("class='chart'") >= 6 and "failing, nearest the threshold" in html
     assert "passing, nearest the threshold" in html and "http" not in html
