@@ -56,7 +56,11 @@ class ClarityConfig:
 @dataclass(frozen=True)
 class TextDensityConfig:
     enabled: bool = True
-    presence_side: int = 640  # detection-only pass at this long side
+    # Presence pass: text detection only, with the long side shrunk to presence_side, but never below
+    # presence_min_scale of the original (a 512 crop is seen at 256 px, a 1400 px page at 700): on
+    # 512 crops, 256 px finds the same boxes as 512 px at a quarter of the cost (benchmarks/filter_quality.py).
+    presence_side: int = 256
+    presence_min_scale: float = 0.5
     min_presence_boxes: int = 2  # recognition runs only from this many detected boxes
     min_chars: int = 30
     min_chars_per_mp: float = 400.0  # real 100-150 dpi pages: p5 ~500; dense 256x256 crops: 3,000-9,000

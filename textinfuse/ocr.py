@@ -50,10 +50,17 @@ def read(image: np.ndarray) -> list[OcrLine]:
 
 
 def detect(image: np.ndarray, max_side: int = 640) -> np.ndarray:
-    """Text boxes only (N, 4, 2), on the image shrunk so its long side is at most `max_side` (cheap)."""
-    r = _engine(max_side, "max")(np.ascontiguousarray(image), use_det=True, use_cls=False, use_rec=False)
+    """Text boxes only (N, 4, 2) in the image's own coordinates, detected on the image shrunk so its long
+    side is at most `max_side` (cheap). The shrinking is done here, so one engine serves every size."""
+    import cv2
+
+    h, w = image.shape[:2]
+    s = min(1.0, max_side / max(h, w))
+    if s < 1:
+        image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    r = _engine(1 << 20, "max")(np.ascontiguousarray(image), use_det=True, use_cls=False, use_rec=False)
     boxes = getattr(r, "boxes", None)
-    return np.zeros((0, 4, 2)) if boxes is None or len(boxes) == 0 else np.asarray(boxes, float)
+    return np.zeros((0, 4, 2)) if boxes is None or len(boxes) == 0 else np.asarray(boxes, float) / s
 
 
 def reading_order(items: list[tuple[str, np.ndarray]], line_height: float) -> str:

@@ -1,7 +1,7 @@
 """Text density by OCR (rapidocr, models bundled in its wheel), in two stages.
 
 Stage 1, presence (cheap): text detection only, on the image shrunk to `presence_side` px on its long
-side: `presence_boxes`, `presence_area` (fraction of the image inside detected boxes). Stage 2,
+side (but never below `presence_min_scale` of it, so small text on large pages stays detectable): `presence_boxes`, `presence_area` (fraction of the image inside detected boxes). Stage 2,
 recognition, runs only where stage 1 found at least `min_presence_boxes` boxes: `chars` (recognised,
 whitespace excluded), `chars_per_mp`, `text_area`, `mean_confidence`, `cjk_share`, `latin_share`.
 Where stage 2 did not run, its scores are absent (`--rescore` computes them if a looser config needs them).
@@ -25,6 +25,11 @@ def _area(boxes, w: int, h: int) -> float:
     return float(mask.mean())
 
 
+def presence_side(w: int, h: int, cfg: Any) -> int:
+    """Long side of the presence pass: `presence_side`, but at least `presence_min_scale` of the image."""
+    return max(cfg.presence_side, round(cfg.presence_min_scale * max(w, h)))
+
+
 class TextDensity(Filter):
     name = "text_density"
     order = 20
@@ -37,10 +42,8 @@ class TextDensity(Filter):
         from textinfuse import ocr
 
         h, w = image.shape[:2]
-        s = min(1.0, cfg.presence_side / max(h, w))
-        boxes = ocr.detect(image, cfg.presence_side)
-        out: dict[str, float] = {"presence_boxes": len(boxes),
-                                 "presence_area": round(_area(boxes / s if s < 1 else boxes, w, h), 5)}
+        boxes = ocr.detect(image, presence_side(w, h, cfg))
+        out: dict[str, float] = {"presence_boxes": len(boxes), "presence_area": round(_area(boxes, w, h), 5)}
         if len(boxes) < cfg.min_presence_boxes:
             return out
         lines = ocr.read(image)

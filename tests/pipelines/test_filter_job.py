@@ -130,3 +130,18 @@ def test_same_scores_on_ray(inputs, tmp_path, ray_cluster):
     assert (local / "scores.jsonl").read_bytes() == (remote / "scores.jsonl").read_bytes()
     for p in local.glob("*.tar"):
         assert (remote / p.name).read_bytes() == p.read_bytes()
+
+
+def test_presence_pass_never_shrinks_a_large_page_past_its_text():
+    from pathlib import Path
+
+    from pipelines.filters.text_density import TextDensity, presence_side
+
+    page = cv2.imread(str(Path(__file__).resolve().parents[1] / "fixtures" / "documents" / "debian-reference-zh-cn-p6.png"))
+    page = page[..., ::-1].copy()  # a real 893x1263 documentation page, ~12 px text
+    cfg = TextDensityConfig()
+    assert presence_side(893, 1263, cfg) == 632 and presence_side(512, 512, cfg) == 256
+    s = TextDensity().score(page, {}, cfg)
+    assert s["presence_boxes"] >= 20 and 0.2 < s["presence_area"] < 0.6 and s["chars"] > 1000
+    squeezed = TextDensity().score(page, {}, replace(cfg, presence_min_scale=0.0))  # 256 px: text is ~3 px
+    assert squeezed["presence_boxes"] < cfg.min_presence_boxes and "chars" not in squeezed
