@@ -1,8 +1,11 @@
 """Text density by OCR (rapidocr, models bundled in its wheel), in two stages.
 
 Stage 1, presence (cheap): text detection only, on the image shrunk to `presence_side` px on its long
-side (but never below `presence_min_scale` of it, so small text on large pages stays detectable): `presence_boxes`, `presence_area` (fraction of the image inside detected boxes). Stage 2,
-recognition, runs only where stage 1 found at least `min_presence_boxes` boxes: `chars` (recognised,
+side (but never below `presence_min_scale` of it, so small text on large pages stays detectable):
+`presence_boxes`, `presence_area` (fraction of the image inside detected boxes).
+
+Stage 2, recognition, runs only where stage 1 found at least `min_presence_boxes` boxes, of the lines
+that `recognition` names (detected again at the image's own size by default): `chars` (recognised,
 whitespace excluded), `chars_per_mp`, `text_area`, `mean_confidence`, `cjk_share`, `latin_share`.
 Where stage 2 did not run, its scores are absent (`--rescore` computes them if a looser config needs them).
 """
@@ -46,7 +49,10 @@ class TextDensity(Filter):
         out: dict[str, float] = {"presence_boxes": len(boxes), "presence_area": round(_area(boxes, w, h), 5)}
         if len(boxes) < cfg.min_presence_boxes:
             return out
-        lines = ocr.read(image)
+        if cfg.recognition == "presence":
+            lines = ocr.recognise(image, boxes)
+        else:
+            lines = ocr.read(image, cfg.recognition_side if cfg.recognition == "native" else None)
         text = "".join(ln.text for ln in lines)
         chars = [c for c in text if not c.isspace()]
         n = len(chars)
