@@ -9,6 +9,7 @@ Run folder: `config.yaml` (resolved), `metrics.jsonl` (one object per logged ste
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import math
@@ -250,5 +251,16 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
         if created:
             dist.destroy_process_group()
     return {"step": step, "total_steps": total, "run_dir": str(out), "loss": last_log.get("loss", math.nan),
-            "psnr": last_log.get("psnr"), "mix": state["mix"], "checkpoint": str(checkpoint.latest(ckpt_dir))}
+            "psnr": last_log.get("psnr"), "mix": state["mix"], "checkpoint": str(checkpoint.latest(ckpt_dir)),
+            "weights_sha256": weights_digest(net)}
+
+
+def weights_digest(module: nn.Module) -> str:
+    """sha256 of a module's parameters and buffers (names and bytes, in state-dict order): equal on every
+    DDP rank after a correct run, and equal across a resumed and an uninterrupted run."""
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 

@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -56,10 +57,10 @@ def test_resume_is_bit_exact(tmp_path, small_text_dir, general_dir):
               ' align: 0.5, lr: 1.0e-3}]')
     sets = [stages, "teachers.align_positions=8", "data.workers=1", "ckpt_every=100", "eval.every=100"]
     cfg = _cfg({"synthetic": small_text_dir, "general": general_dir}, sets)
-    train(cfg, tmp_path / "straight")
-    train(cfg, tmp_path / "resumed", stop_after=2)
+    straight = train(cfg, tmp_path / "straight")
+    first = train(cfg, tmp_path / "resumed", stop_after=2)
     s = train(cfg, tmp_path / "resumed", resume=True)
-    assert s["step"] == 6
+    assert s["step"] == 6 and s["weights_sha256"] == straight["weights_sha256"] != first["weights_sha256"]
     for name in ("model", "ema"):
         a = load_file(str(tmp_path / "straight/ckpt/step_00000006" / f"{name}.safetensors"))
         b = load_file(str(tmp_path / "resumed/ckpt/step_00000006" / f"{name}.safetensors"))
@@ -85,7 +86,8 @@ def _ddp_worker(rank: int, port: int, cfg, out: str) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    train(cfg, out)
+    summary = train(cfg, out)
+    Path(out, f"rank{rank}.json").write_text(json.dumps(summary))
 
 
 @pytest.mark.slow
@@ -98,6 +100,8 @@ def test_ddp_two_processes_gloo(tmp_path, small_text_dir):
     m = _metrics(tmp_path / "run")
     assert m[-1]["step"] == 4 and "psnr" in m[-1]
     assert (tmp_path / "run/ckpt/step_00000004/model.safetensors").exists()
+    r0, r1 = (json.loads((tmp_path / f"run/rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["weights_sha256"] == r1["weights_sha256"]  # gradients were all-reduced: the ranks never diverged
 
 
 def test_ned_at_eval_steps_and_eval_with_checkpoint(tmp_path, synthetic_dir):
