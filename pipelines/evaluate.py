@@ -182,7 +182,7 @@ def _optional_metric(name: str, weights: str | None) -> tuple[None, str]:
         return None, f"no --{name.lower()}-weights given (weights are never downloaded)"
     if not all(Path(w).exists() for w in weights.split(",")):
         return None, f"{weights}: not found"
-    return None, f"{name} from {weights} is not implemented yet"
+    return None, f"{weights}: could not be used"
 
 
 def lpips_scorer(weights: str) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -242,6 +242,16 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
             lpips_reason = f"LPIPS needs the training extra (pip install 'textinfuse[train]'): {e}"
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             lpips_reason = f"{lpips_weights}: unusable LPIPS weights ({type(e).__name__}: {e})"
+    fid, fid_reason = None, None
+    if fid_weights:
+        try:
+            from .fid import FidScorer
+
+            fid = FidScorer(fid_weights, _cache_path(gt_dir, out).parent if use_cache else None, batch_size)
+        except ImportError as e:
+            fid_reason = f"FID needs the training extra (pip install 'textinfuse[train]'): {e}"
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            fid_reason = f"{fid_weights}: unusable FID Inception weights ({type(e).__name__}: {e})"
     names = list_images(gt_dir)
     recon_by_stem: dict[str, Path] = {}
     extra: list[str] = []
@@ -262,6 +272,7 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
     for start in range(0, len(names), batch_size):
         chunk = names[start:start + batch_size]
         pairs = _load_pairs(chunk, recon_by_stem, fn)
+        scored: list[tuple[np.ndarray, np.ndarray]] = []
         for p, (gt, rec, err) in zip(chunk, pairs, strict=True):
             rec_name = recon_by_stem[p.stem].name if p.stem in recon_by_stem else None
             row: dict = {"name": p.name, "psnr": None, "ssim": None, "ned": None, "ocr_gt": None, "ocr_recon": None}
@@ -277,6 +288,7 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
                     row["ned"] = ned_similarity(row["ocr_gt"], row["ocr_recon"]) if row["ocr_gt"] else None
                     if len(images) < 4 * max(worst, 1) or (row["ned"] is not None and row["ned"] < 1):
                         images[p.name] = (gt, rec)
+                    scored.append((gt, rec))
                 except Exception as e:  # one bad image must not end a long evaluation
                     err = f"metric failed: {type(e).__name__}: {e}"
             if err is not None:
@@ -284,11 +296,18 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
                 log.warning("%s: %s", p.name, err)
             details.append(row)
             prog.advance(1, failures=int(err is not None))
+        if fid is not None:
+            fid.add([g for g, _ in scored], [r for _, r in scored], [pixel_key(g) for g, _ in scored])
     prog.close()
+    fid_value = None
+    if fid is not None:
+        fid.save()
+        fid_value, fid_reason = fid.value()
     secs = time.monotonic() - t0
     if lpips_fn is None:
         lpips_reason = lpips_reason or _optional_metric("LPIPS", lpips_weights)[1]
-    return _write_outputs(out, details, images, extra, cache, recon_ocr, secs, worst, lpips_reason, fid_weights,
+    return _write_outputs(out, details, images, extra, cache, recon_ocr, secs, worst, lpips_reason,
+                          (fid_value, fid_reason or (None if fid is not None else _optional_metric("FID", fid_weights)[1])),
                           source={"gt_dir": str(gt_dir), "recon_dir": str(recon_dir) if recon_dir else None,
                                   "reference": reference, "model_fn": model_fn if isinstance(model_fn, str) else
                                   getattr(model_fn, "__name__", None), "checkpoint": checkpoint})
@@ -346,16 +365,17 @@ def _mean(xs: list[float]) -> float | None:
 
 def _write_outputs(out: Path, details: list[dict], images: dict, extra: list[str], cache: OcrCache,
                    recon_ocr: OcrCache, secs: float, worst: int, lpips_reason: str | None,
-                   fid_weights: str | None, source: dict) -> dict:
+                   fid: tuple[float | None, str | None], source: dict) -> dict:
     ok = [d for d in details if "error" not in d]
     neds = [d["ned"] for d in ok if d["ned"] is not None]
     lp = [d["lpips"] for d in ok if "lpips" in d]
     results: dict = {"num_samples": len(ok), "PSNR": _mean([d["psnr"] for d in ok]),
-                     "SSIM": _mean([d["ssim"] for d in ok]), "LPIPS": _mean(lp) if lp else None, "FID": None,
+                     "SSIM": _mean([d["ssim"] for d in ok]), "LPIPS": _mean(lp) if lp else None, "FID": fid[0],
                      "NED": _mean(neds), "NED_samples": len(neds)}
     if not lp:
         results["LPIPS_reason"] = lpips_reason or "no image pair could be scored"
-    results["FID_reason"] = _optional_metric("FID", fid_weights)[1]
+    if fid[0] is None:
+        results["FID_reason"] = fid[1] or "no image pair could be scored"
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     with (out / "details.jsonl").open("w", encoding="utf-8") as f:
         for d in details:

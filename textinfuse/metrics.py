@@ -75,3 +75,30 @@ def ssim(a, b) -> float:
         s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
         vals.append(float(s.mean()))
     return float(np.mean(vals))
+
+
+def frechet_distance(a, b) -> float:
+    """FID's Fréchet distance between Gaussians fitted to two feature sets (N, D) and (M, D):
+    |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^(1/2)), sample covariances (ddof 1).
+
+    tr((S_a S_b)^(1/2)) is the nuclear norm of Xa Xb^T / sqrt((N-1)(M-1)) for the centred data matrices
+    (the non-zero eigenvalues of S_a S_b are the squared singular values of Xa Xb^T), which is exact, needs
+    no matrix square root, and stays well defined when N < D, where scipy's sqrtm of the D x D product
+    is singular. With more samples than dimensions the D x D form is cheaper and is used instead."""
+    import numpy as np
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(f"feature sets of shape {a.shape} and {b.shape}: need (N>=2, D) and (M>=2, D)")
+    ma, mb = a.mean(0), b.mean(0)
+    xa, xb = a - ma, b - mb
+    na, nb = len(a) - 1, len(b) - 1
+    tr_a, tr_b = float((xa * xa).sum() / na), float((xb * xb).sum() / nb)
+    if min(len(a), len(b)) <= a.shape[1]:
+        cross = float(np.linalg.svd(xa @ xb.T, compute_uv=False).sum() / np.sqrt(na * nb))
+    else:
+        sa, sb = xa.T @ xa / na, xb.T @ xb / nb
+        w, v = np.linalg.eigh(sa)
+        root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T  # S_a^(1/2)
+        cross = float(np.sqrt(np.clip(np.linalg.eigvalsh(root @ sb @ root), 0, None)).sum())
+    return max(0.0, float(((ma - mb) ** 2).sum()) + tr_a + tr_b - 2 * cross)

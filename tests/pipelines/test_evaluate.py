@@ -137,6 +137,49 @@ def test_lpips_from_local_weight_files(identity, gt_dir, tmp_path):
     assert missing["LPIPS"] is None and "unusable" in missing["LPIPS_reason"]
 
 
+def test_fid_from_a_local_inception_file(gt_dir, tmp_path):
+    """The real loading path (a state dict with pytorch-fid's parameter names, loaded strictly) with a
+    randomly initialised network; identical sets score 0, degraded ones more; originals' features are
+    cached; a file for another network is refused with the reason."""
+    torch = pytest.importorskip("torch")
+    from training.inception import FIDInception
+
+    torch.manual_seed(0)
+    net = FIDInception()
+    for m in net.modules():  # He init keeps activations alive through 94 random layers
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight)
+    weights = tmp_path / "pt_inception-test.pth"
+    torch.save(net.state_dict(), weights)
+    same = evaluate(gt_dir, tmp_path / "same", reference="identity", fid_weights=str(weights))
+    cache = list(gt_dir.glob(".textinfuse-fid-*.npz"))
+    assert same["FID"] is not None and abs(same["FID"]) < 1e-6 and "FID_reason" not in same and len(cache) == 1
+    stamp = cache[0].stat().st_mtime_ns
+    blur = evaluate(gt_dir, tmp_path / "blur", reference="bicubic16", fid_weights=str(weights))
+    assert blur["FID"] > 1e-3 and cache[0].stat().st_mtime_ns == stamp  # originals came from the cache
+    torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    other = evaluate(gt_dir, tmp_path / "other", reference="identity", fid_weights=str(tmp_path / "other.pth"))
+    assert other["FID"] is None and "unusable FID Inception weights" in other["FID_reason"]
+
+
+def test_frechet_distance_agrees_in_sample_and_feature_space():
+    from textinfuse.metrics import frechet_distance
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(40, 6)), rng.normal(size=(30, 6)) * 1.5 + 0.3
+    few = frechet_distance(a[:5], b[:4])  # N < D: sample space
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9) and frechet_distance(a, b) > 0.5
+    mean_a, mean_b = a[:5].mean(0), b[:4].mean(0)
+    sa, sb = np.cov(a[:5], rowvar=False), np.cov(b[:4], rowvar=False)
+    w, v = np.linalg.eigh(sa)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    direct = ((mean_a - mean_b) ** 2).sum() + np.trace(sa) + np.trace(sb) - 2 * np.sqrt(
+        np.clip(np.linalg.eigvalsh(root @ sb @ root), 0, None)).sum()
+    assert few == pytest.approx(direct, rel=1e-6)
+    with pytest.raises(ValueError):
+        frechet_distance(a[:1], b)
+
+
 def test_parsers():
     p = argparse.ArgumentParser()
     add_parsers(p.add_subparsers(dest="command"))
