@@ -56,6 +56,16 @@ class BenchConfig:
     detect_side: int = 1024
     estimate_floor: float = 0.6  # skip OCR of windows whose box-based estimate is under this x the minimum
 
+    def __post_init__(self) -> None:
+        if self.lang not in ("auto", "en", "zh"):
+            raise ValueError(f"lang {self.lang!r}: use auto, en or zh")
+        if self.crop < 32 or self.stride < 1 or self.zh_char_px <= 0 or self.en_char_px <= 0:
+            raise ValueError("crop >= 32, stride >= 1 and character sizes > 0 are required")
+        for name in ("zh_chars", "en_chars"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                raise ValueError(f"{name} {lo}-{hi}: need 0 <= MIN <= MAX")
+
 
 @dataclass
 class Page:

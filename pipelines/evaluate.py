@@ -434,10 +434,23 @@ def cmd_eval(a: argparse.Namespace) -> int:
     return 0 if r["num_samples"] else 1
 
 
+def _range(text: str) -> list[int]:
+    """"200-600" or "200,600" -> [200, 600] (an argparse type)."""
+    parts = text.replace(",", "-").split("-")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MIN-MAX, e.g. 200-600")
+    return [int(p) for p in parts]
+
+
 def cmd_bench_build(a: argparse.Namespace) -> int:
+    from textinfuse.configio import load
+
     from .bench_build import BenchConfig, build_benchmark
 
-    cfg = BenchConfig(lang=a.lang, crop=a.crop, stride=a.stride or a.crop)
+    flags = {"lang": a.lang, "crop": a.crop, "stride": a.stride or a.crop, "zh_char_px": a.zh_char_px,
+             "en_char_px": a.en_char_px, "zh_chars": a.zh_chars, "en_chars": a.en_chars}
+    sets = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+    cfg = load(BenchConfig, a.config, sets + list(a.set or []))
     rows = build_benchmark(a.input, a.out, cfg)
     print(f"{len(rows)} crops -> {a.out}/benchmark.jsonl")
     return 0 if rows else 1
@@ -456,7 +469,8 @@ def add_parsers(sub) -> None:
                      help="callable mapping a float32 batch (N,H,W,3) in [0,1] to reconstructions")
     src.add_argument("--checkpoint", help="our VAE checkpoint (needs the training extra)")
     e.add_argument("--lpips-weights", help="local LPIPS weights (without them LPIPS is null)")
-    e.add_argument("--fid-weights", help="local FID Inception weights (without them FID is null)")
+    e.add_argument("--fid-weights", help="local FID Inception weights, pytorch-fid's pt_inception-2015-12-05-*.pth "
+                   "(without them FID is null; needs the train extra)")
     e.add_argument("--worst", type=int, default=12, help="rows in worst.png (default 12)")
     e.add_argument("--batch-size", type=int, default=8, help="images per model call (default 8)")
     e.add_argument("--no-cache", action="store_true", help="do not read or write the ground-truth OCR cache")
@@ -465,7 +479,14 @@ def add_parsers(sub) -> None:
     b = sub.add_parser("bench-build", help="build a 256x256 text-crop benchmark from your PDFs or page images")
     b.add_argument("--input", nargs="+", required=True, help="PDF files, page images or folders of them")
     b.add_argument("--out", required=True, help="output folder (PNG crops, benchmark.jsonl)")
-    b.add_argument("--lang", choices=["auto", "en", "zh"], default="auto", help="document language (default auto)")
-    b.add_argument("--crop", type=int, default=256, help="crop side in px (default 256)")
+    b.add_argument("--lang", choices=["auto", "en", "zh"], help="document language (default auto)")
+    b.add_argument("--crop", type=int, help="crop side in px (default 256)")
     b.add_argument("--stride", type=int, help="step between crops in a text block (default: the crop side)")
+    b.add_argument("--zh-char-px", type=float, help="Chinese character size (the em) pages are scaled to (default 16)")
+    b.add_argument("--en-char-px", type=float, help="English character size (cap height) pages are scaled to (default 10)")
+    b.add_argument("--zh-chars", type=_range, metavar="MIN-MAX", help="OCR characters a Chinese crop must hold "
+                   "(default 200-600; real pages at 16 px hold 150-180 per 256 px crop: try 14 px or 150-600)")
+    b.add_argument("--en-chars", type=_range, metavar="MIN-MAX", help="the same for English (default 300-600)")
+    b.add_argument("--config", help="bench-build config file (YAML/TOML, keys of pipelines.bench_build.BenchConfig)")
+    b.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config value, repeatable")
     b.set_defaults(func=cmd_bench_build)

@@ -67,3 +67,18 @@ def test_overlap_and_windows():
     assert windows((0, 0, 100, 100), 256, 256, 1000, 1000) == [(0, 0)]  # centred, clamped to the page
     assert windows((0, 0, 700, 300), 256, 256, 1000, 1000) == [(0, 0), (256, 0), (512, 0)]
     assert np.all(np.array(windows((900, 900, 1000, 1000), 256, 256, 1000, 1000)) <= 744)
+
+
+def test_cli_size_and_count_flags_reach_the_config(tmp_path):
+    from textinfuse.cli import main
+
+    out = tmp_path / "b"
+    rc = main(["bench-build", "--input", str(DOCS / "debian-reference-zh-cn-p6.png"), "--out", str(out),
+               "--lang", "zh", "--zh-char-px", "14", "--zh-chars", "150-600", "--set", "set_overlap=0.5"])
+    stats = json.loads((out / "bench_stats.json").read_text())
+    assert rc == 0 and stats["config"]["zh_char_px"] == 14.0 and list(stats["config"]["zh_chars"]) == [150, 600]
+    assert stats["config"]["set_overlap"] == 0.5 and stats["kept"] >= 1
+    rows = [json.loads(x) for x in (out / "benchmark.jsonl").read_text().splitlines()]
+    assert all(150 <= r["chars"] <= 600 and r["lang"] == "zh" for r in rows)
+    with pytest.raises(SystemExit):
+        main(["bench-build", "--input", "x", "--out", str(tmp_path / "c"), "--zh-chars", "lots"])
