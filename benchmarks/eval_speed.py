@@ -5,7 +5,8 @@ Crops real document pages (tests/fixtures/documents) into N 256x256 images, then
 mild blur as the "model" (its reconstructions stay readable, so OCR does full work on both sides): a cold
 run (OCR of originals and reconstructions) and a warm run (originals from the cache). OCR is
 single-threaded, so wall seconds per image are seconds per image per core. Prints medians over
-`--repeats` runs. Usage: python benchmarks/eval_speed.py [--n 8] [--repeats 3]
+`--repeats` runs, and a cold run with `--workers` processes.
+Usage: python benchmarks/eval_speed.py [--n 8] [--repeats 3] [--workers 2]
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=8, help="images per run (default 8)")
     ap.add_argument("--repeats", type=int, default=3, help="runs per mode (default 3)")
+    ap.add_argument("--workers", type=int, default=2, help="also time a cold run with this many processes (default 2)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         gt = Path(tmp) / "gt"
@@ -67,6 +69,16 @@ def main() -> None:
         print(f"{a.n} images of 256x256, {a.repeats} runs each, one core (OCR single-threaded):")
         print(f"  without cached ground-truth OCR: median {statistics.median(cold):.3f} s/image/core")
         print(f"  with cached ground-truth OCR:    median {statistics.median(warm):.3f} s/image/core")
+        if a.workers > 1:
+            par = []
+            for r in range(a.repeats):
+                (gt / CACHE_NAME).unlink(missing_ok=True)
+                t = time.perf_counter()
+                evaluate(gt, Path(tmp) / f"par{r}", model_fn=mild_blur, workers=a.workers)
+                par.append((time.perf_counter() - t) / a.n)
+            print(f"  without the cache, --workers {a.workers}: median {statistics.median(par):.3f} s/image wall "
+                  f"({statistics.median(cold) / statistics.median(par):.2f}x one process; includes the workers'"
+                  f" start-up and model loading)")
 
 
 if __name__ == "__main__":

@@ -117,6 +117,20 @@ def ocr_text(img: np.ndarray) -> str:
     return re.sub(r"\s+", "", text)
 
 
+def score_pair(gt: np.ndarray, rec: np.ndarray, gt_text: str | None, rec_text: str | None,
+               identical: bool = False) -> dict:
+    """PSNR, SSIM and both OCR texts of one pair; texts already known (cached) are passed in, and an
+    `identical` reconstruction reuses the original's text. Runs in worker processes with `--workers`, so
+    it touches no shared state; errors come back as `error`."""
+    try:
+        row: dict = {"psnr": psnr(gt, rec), "ssim": ssim(gt, rec)}
+        row["ocr_gt"] = ocr_text(gt) if gt_text is None else gt_text
+        row["ocr_recon"] = row["ocr_gt"] if identical else ocr_text(rec) if rec_text is None else rec_text
+        return row
+    except Exception as e:  # one bad image must not end a long evaluation
+        return {"error": f"metric failed: {type(e).__name__}: {e}"}
+
+
 def ocr_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -148,11 +162,14 @@ class OcrCache:
             self.hits += 1
             return self.texts[key]
         self.misses += 1
-        t = self.texts[key] = ocr_text(img)
+        self.store(key, t := ocr_text(img), persist)
+        return t
+
+    def store(self, key: str, text: str, persist: bool = True) -> None:
+        self.texts[key] = text
         if persist and self.path is not None:
             with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({"key": key, "engine": self.engine, "text": t}, ensure_ascii=False) + "\n")
-        return t
+                f.write(json.dumps({"key": key, "engine": self.engine, "text": text}, ensure_ascii=False) + "\n")
 
 
 def _cache_path(gt_dir: Path, out: Path) -> Path:
@@ -215,7 +232,7 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
              reference: str | None = None, model_fn: str | ModelFn | None = None,
              checkpoint: str | None = None, lpips_weights: str | None = None,
              fid_weights: str | None = None, worst: int = 12, batch_size: int = 8,
-             use_cache: bool = True) -> dict:
+             use_cache: bool = True, workers: int = 1) -> dict:
     """Score reconstructions of the images in `gt_dir` (from exactly one source) and write the outputs
     described in the module docstring to `out`. Returns the `results.json` dict."""
     gt_dir, out = Path(gt_dir), Path(out)
@@ -263,41 +280,70 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
         gt_stems = {p.stem for p in names}
         extra = sorted(p.name for s, p in recon_by_stem.items() if s not in gt_stems)
     cache = OcrCache(_cache_path(gt_dir, out) if use_cache else None)
-    recon_ocr = OcrCache(None)  # in memory: a reconstruction identical to its original reuses its OCR
-    recon_ocr.texts = cache.texts
+    recon_ocr = OcrCache(None)  # counts reconstructions' OCR runs (one identical to an original reuses its text)
     details: list[dict] = []
     images: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # kept for the worst-case grid (small sets)
     prog = Progress(len(names), "images")
     t0 = time.monotonic()
-    for start in range(0, len(names), batch_size):
-        chunk = names[start:start + batch_size]
-        pairs = _load_pairs(chunk, recon_by_stem, fn)
-        scored: list[tuple[np.ndarray, np.ndarray]] = []
-        for p, (gt, rec, err) in zip(chunk, pairs, strict=True):
-            rec_name = recon_by_stem[p.stem].name if p.stem in recon_by_stem else None
-            row: dict = {"name": p.name, "psnr": None, "ssim": None, "ned": None, "ocr_gt": None, "ocr_recon": None}
-            if recon_dir:
-                row["recon"] = rec_name
-            if err is None and gt is not None and rec is not None:
-                try:
-                    row["psnr"], row["ssim"] = psnr(gt, rec), ssim(gt, rec)
-                    if lpips_fn is not None:
-                        row["lpips"] = lpips_fn(gt, rec)
-                    row["ocr_gt"] = cache.text(gt)
-                    row["ocr_recon"] = recon_ocr.text(rec, persist=False)
+    pool = None
+    if workers > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))  # OCR engines are not fork-safe
+    try:
+        for start in range(0, len(names), batch_size * max(workers, 1)):
+            chunk = names[start:start + batch_size * max(workers, 1)]
+            pairs = _load_pairs(chunk, recon_by_stem, fn)
+            jobs = []  # (index in chunk, gt key, recon key) of the pairs to score
+            for i, (gt, rec, err) in enumerate(pairs):
+                if err is None and gt is not None and rec is not None:
+                    jobs.append((i, pixel_key(gt), pixel_key(rec)))
+            known = [(cache.texts.get(kg), cache.texts.get(kr)) for _, kg, kr in jobs]
+            args = [(pairs[i][0], pairs[i][1], tg, tr, kg == kr) for (i, kg, kr), (tg, tr) in zip(jobs, known, strict=True)]
+            if pool is not None and args:
+                scored_rows = list(pool.map(score_pair, *(list(col) for col in zip(*args, strict=True))))
+            else:
+                scored_rows = [score_pair(*a) for a in args]
+            by_index = {}
+            for (i, kg, kr), (tg, tr), row in zip(jobs, known, scored_rows, strict=True):
+                if "error" not in row:
+                    cache.hits += tg is not None
+                    cache.misses += tg is None
+                    recon_ocr.misses += tr is None and kr != kg
+                    if tg is None:
+                        cache.store(kg, row["ocr_gt"])
+                by_index[i] = row
+            scored: list[tuple[np.ndarray, np.ndarray]] = []
+            for i, (p, (gt, rec, err)) in enumerate(zip(chunk, pairs, strict=True)):
+                row = {"name": p.name, "psnr": None, "ssim": None, "ned": None, "ocr_gt": None, "ocr_recon": None}
+                if recon_dir:
+                    row["recon"] = recon_by_stem[p.stem].name if p.stem in recon_by_stem else None
+                got = by_index.get(i)
+                if got is not None and "error" in got:
+                    err = got["error"]
+                elif got is not None:
+                    row.update(got)
                     row["ned"] = ned_similarity(row["ocr_gt"], row["ocr_recon"]) if row["ocr_gt"] else None
-                    if len(images) < 4 * max(worst, 1) or (row["ned"] is not None and row["ned"] < 1):
-                        images[p.name] = (gt, rec)
-                    scored.append((gt, rec))
-                except Exception as e:  # one bad image must not end a long evaluation
-                    err = f"metric failed: {type(e).__name__}: {e}"
-            if err is not None:
-                row["error"] = err
-                log.warning("%s: %s", p.name, err)
-            details.append(row)
-            prog.advance(1, failures=int(err is not None))
-        if fid is not None:
-            fid.add([g for g, _ in scored], [r for _, r in scored], [pixel_key(g) for g, _ in scored])
+                    try:
+                        if lpips_fn is not None:
+                            row["lpips"] = lpips_fn(gt, rec)
+                    except Exception as e:
+                        err = f"metric failed: {type(e).__name__}: {e}"
+                    if err is None:
+                        if len(images) < 4 * max(worst, 1) or (row["ned"] is not None and row["ned"] < 1):
+                            images[p.name] = (gt, rec)
+                        scored.append((gt, rec))
+                if err is not None:
+                    row["error"] = err
+                    log.warning("%s: %s", p.name, err)
+                details.append(row)
+                prog.advance(1, failures=int(err is not None))
+            if fid is not None:
+                fid.add([g for g, _ in scored], [r for _, r in scored], [pixel_key(g) for g, _ in scored])
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     prog.close()
     fid_value = None
     if fid is not None:
@@ -429,7 +475,7 @@ def worst_grid(rows: list[dict], images: dict, path: Path, side: int = 256, text
 def cmd_eval(a: argparse.Namespace) -> int:
     r = evaluate(a.gt_dir, a.out, a.recon_dir, reference=a.reference, model_fn=a.model_fn,
                  checkpoint=a.checkpoint, lpips_weights=a.lpips_weights, fid_weights=a.fid_weights,
-                 worst=a.worst, batch_size=a.batch_size, use_cache=not a.no_cache)
+                 worst=a.worst, batch_size=a.batch_size, use_cache=not a.no_cache, workers=a.workers)
     print(json.dumps(r, indent=2))
     return 0 if r["num_samples"] else 1
 
@@ -474,6 +520,8 @@ def add_parsers(sub) -> None:
     e.add_argument("--worst", type=int, default=12, help="rows in worst.png (default 12)")
     e.add_argument("--batch-size", type=int, default=8, help="images per model call (default 8)")
     e.add_argument("--no-cache", action="store_true", help="do not read or write the ground-truth OCR cache")
+    e.add_argument("--workers", type=int, default=1, help="processes for OCR and per-image metrics (default 1; "
+                   "the model, LPIPS and FID stay in the main process)")
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench-build", help="build a 256x256 text-crop benchmark from your PDFs or page images")

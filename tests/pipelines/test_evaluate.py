@@ -188,4 +188,16 @@ def test_parsers():
     with pytest.raises(SystemExit):
         p.parse_args(["eval", "--gt-dir", "g", "--out", "o", "--reference", "identity", "--recon-dir", "r"])
     b = p.parse_args(["bench-build", "--input", "a.pdf", "b.png", "--out", "o"])
-    assert b.input == ["a.pdf", "b.png"] and b.lang == "auto"
+    assert b.input == ["a.pdf", "b.png"] and b.lang is None  # unset flags leave the config's values (auto)
+    c = p.parse_args(["bench-build", "--input", "a.pdf", "--out", "o", "--zh-chars", "150-600", "--en-chars", "250,500"])
+    assert c.zh_chars == [150, 600] and c.en_chars == [250, 500]
+    w = p.parse_args(["eval", "--gt-dir", "g", "--out", "o", "--reference", "identity", "--workers", "2"])
+    assert w.workers == 2
+
+
+@pytest.mark.slow
+def test_workers_give_the_same_results(gt_dir, tmp_path):
+    one = evaluate(gt_dir, tmp_path / "one", reference="bicubic8", use_cache=False)
+    two = evaluate(gt_dir, tmp_path / "two", reference="bicubic8", use_cache=False, workers=2)
+    assert one == two and one["num_samples"] == 2
+    assert read_jsonl(tmp_path / "one" / "details.jsonl") == read_jsonl(tmp_path / "two" / "details.jsonl")
