@@ -77,7 +77,7 @@ class TextDensityConfig:
 
     def __post_init__(self) -> None:
         if self.recognition not in ("native", "presence", "engine"):
-            raise ValueError(f"text_density.recognition {self.recognition!r}: use native, presence or engine")
+            raise ValueError(f"recognition {self.recognition!r}: use native, presence or engine")
 
 
 @dataclass(frozen=True)
