@@ -305,7 +305,7 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
                 scored_rows = list(pool.map(score_pair, *(list(col) for col in zip(*args, strict=True))))
             else:
                 scored_rows = [score_pair(*a) for a in args]
-            by_index = {}
+            by_index, jobs_key = {}, {i: kg for i, kg, _ in jobs}
             for (i, kg, kr), (tg, tr), row in zip(jobs, known, scored_rows, strict=True):
                 if "error" not in row:
                     cache.hits += tg is not None
@@ -314,7 +314,7 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
                     if tg is None:
                         cache.store(kg, row["ocr_gt"])
                 by_index[i] = row
-            scored: list[tuple[np.ndarray, np.ndarray]] = []
+            scored: list[tuple[np.ndarray, np.ndarray, str]] = []  # (original, reconstruction, original's key)
             for i, (p, (gt, rec, err)) in enumerate(zip(chunk, pairs, strict=True)):
                 row = {"name": p.name, "psnr": None, "ssim": None, "ned": None, "ocr_gt": None, "ocr_recon": None}
                 if recon_dir:
@@ -333,14 +333,14 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
                     if err is None:
                         if len(images) < 4 * max(worst, 1) or (row["ned"] is not None and row["ned"] < 1):
                             images[p.name] = (gt, rec)
-                        scored.append((gt, rec))
+                        scored.append((gt, rec, jobs_key[i]))
                 if err is not None:
                     row["error"] = err
                     log.warning("%s: %s", p.name, err)
                 details.append(row)
                 prog.advance(1, failures=int(err is not None))
             if fid is not None:
-                fid.add([g for g, _ in scored], [r for _, r in scored], [pixel_key(g) for g, _ in scored])
+                fid.add([g for g, _, _ in scored], [r for _, r, _ in scored], [k for _, _, k in scored])
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
