@@ -64,9 +64,9 @@ class TextDensityConfig:
     # Recognition, only where presence passed, of which lines (benchmarks/filter_quality.py, 512 crops):
     #   "presence": the presence pass's boxes, no second detection: the filter spends 3.6x less OCR time
     #               than full OCR on an 80 % photo corpus; characters found vs full OCR: median 0.996,
-    #               p5 0.91 (small text seen at half size is sometimes cut short);
+    #               p5 0.83 (small text seen at half size is sometimes cut short);
     #   "native":   detected again at the image's own size (shrunk above recognition_side): 2.5x, median
-    #               1.000, p5 0.985;
+    #               1.000, p5 0.97;
     #   "engine":   the engine's own full pass (enlarges small images to a 736 px short side first).
     recognition: str = "presence"
     recognition_side: int = 1600
