@@ -156,15 +156,6 @@ class OcrCache:
                 if r.get("engine") == self.engine:
                     self.texts[r["key"]] = r["text"]
 
-    def text(self, img: np.ndarray, persist: bool = True) -> str:
-        key = pixel_key(img)
-        if key in self.texts:
-            self.hits += 1
-            return self.texts[key]
-        self.misses += 1
-        self.store(key, t := ocr_text(img), persist)
-        return t
-
     def store(self, key: str, text: str, persist: bool = True) -> None:
         self.texts[key] = text
         if persist and self.path is not None:
@@ -259,7 +250,7 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
             lpips_reason = f"LPIPS needs the training extra (pip install 'textinfuse[train]'): {e}"
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             lpips_reason = f"{lpips_weights}: unusable LPIPS weights ({type(e).__name__}: {e})"
-    fid, fid_reason = None, None
+    fid, fid_reason = None, _optional_metric("FID", fid_weights)[1] if not fid_weights else None
     if fid_weights:
         try:
             from .fid import FidScorer
@@ -280,7 +271,7 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
         gt_stems = {p.stem for p in names}
         extra = sorted(p.name for s, p in recon_by_stem.items() if s not in gt_stems)
     cache = OcrCache(_cache_path(gt_dir, out) if use_cache else None)
-    recon_ocr = OcrCache(None)  # counts reconstructions' OCR runs (one identical to an original reuses its text)
+    recon_ocr_runs = 0  # a reconstruction identical to an original (or already cached) reuses that text
     details: list[dict] = []
     images: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # kept for the worst-case grid (small sets)
     prog = Progress(len(names), "images")
@@ -310,7 +301,7 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
                 if "error" not in row:
                     cache.hits += tg is not None
                     cache.misses += tg is None
-                    recon_ocr.misses += tr is None and kr != kg
+                    recon_ocr_runs += tr is None and kr != kg
                     if tg is None:
                         cache.store(kg, row["ocr_gt"])
                 by_index[i] = row
@@ -352,8 +343,8 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
     secs = time.monotonic() - t0
     if lpips_fn is None:
         lpips_reason = lpips_reason or _optional_metric("LPIPS", lpips_weights)[1]
-    return _write_outputs(out, details, images, extra, cache, recon_ocr, secs, worst, lpips_reason,
-                          (fid_value, fid_reason or (None if fid is not None else _optional_metric("FID", fid_weights)[1])),
+    return _write_outputs(out, details, images, extra, cache, recon_ocr_runs, secs, worst, lpips_reason,
+                          (fid_value, fid_reason),
                           source={"gt_dir": str(gt_dir), "recon_dir": str(recon_dir) if recon_dir else None,
                                   "reference": reference, "model_fn": model_fn if isinstance(model_fn, str) else
                                   getattr(model_fn, "__name__", None), "checkpoint": checkpoint})
@@ -410,7 +401,7 @@ def _mean(xs: list[float]) -> float | None:
 
 
 def _write_outputs(out: Path, details: list[dict], images: dict, extra: list[str], cache: OcrCache,
-                   recon_ocr: OcrCache, secs: float, worst: int, lpips_reason: str | None,
+                   recon_ocr_runs: int, secs: float, worst: int, lpips_reason: str | None,
                    fid: tuple[float | None, str | None], source: dict) -> dict:
     ok = [d for d in details if "error" not in d]
     neds = [d["ned"] for d in ok if d["ned"] is not None]
@@ -430,7 +421,7 @@ def _write_outputs(out: Path, details: list[dict], images: dict, extra: list[str
     report = {"source": source, "psnr_cap_db": PSNR_CAP_DB, "images": len(details), "evaluated": len(ok),
               "problems": dict(reasons), "recon_without_original": extra, "ocr_engine": cache.engine,
               "ocr_cache": str(cache.path) if cache.path else None, "gt_ocr_cache_hits": cache.hits,
-              "ocr_runs": cache.misses + recon_ocr.misses, "seconds": round(secs, 3),
+              "ocr_runs": cache.misses + recon_ocr_runs, "seconds": round(secs, 3),
               "seconds_per_image": round(secs / max(len(details), 1), 4)}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     ranked = sorted((d for d in ok if d["ned"] is not None and d["name"] in images),

@@ -1,11 +1,11 @@
 """Clarity: blur, upscaling and heavy JPEG artefacts.
 
-- `laplacian_var`: variance of the Laplacian of the grey image, after downscaling (never upscaling) so
-  the long side is `norm_side` px: sharp detail scores high, blur low.
-- `hf_energy`: share of spectral energy (DC excluded) above 0.25 cycles/px at that same scale; a
-  second, texture-independent view of blur.
-- `upscale_ratio`: at native resolution (a centre crop), spectral energy at 0.35-0.5 cycles/px over
-  0.15-0.35: an image enlarged from a smaller one has almost nothing near Nyquist.
+- `laplacian_var`: variance of the 4-neighbour Laplacian of the grey image, after downscaling (never
+  upscaling) so the long side is `norm_side` px: sharp detail scores high, blur low.
+- `hf_energy`: share of spectral energy (0.01-0.75 cycles/px) above 0.25 cycles/px at that same scale;
+  a second, texture-independent view of blur.
+- `upscale_ratio`: at native resolution (a centre crop), spectral energy at 0.35-0.75 cycles/px (radial;
+  above 0.5 only along diagonals) over 0.15-0.35: an image enlarged from a smaller one has almost nothing near Nyquist.
 - `peak_sharpness`: in the sharpest 32-px tile at the normalised scale, the energy of the finest detail
   (image minus a sigma-1 blur) over that of the next octave (sigma 1 minus sigma 2). It is a ratio, so
   it does not depend on contrast, and a maximum over tiles, so a photo with a sharp subject on a
