@@ -115,20 +115,33 @@ class _TarStream:
     import torch wherever the training extra is installed, adding ~250 MB to every render worker."""
 
     def __init__(self, fileobj):
-        self._tar = tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.USTAR_FORMAT)
+        self._f = fileobj
+        self._offset = 0
+        self._closed = False
 
     def write(self, sample: dict[str, Any]) -> None:
         key = sample["__key__"]
+        parts = []
         for ext in sorted(k for k in sample if not k.startswith("_")):
             data = sample[ext]
             data = data.encode() if isinstance(data, str) else bytes(data)
             ti = tarfile.TarInfo(f"{key}.{ext}")
             ti.size, ti.mtime, ti.mode = len(data), 0, 0o444
             ti.uname = ti.gname = "textinfuse"
-            self._tar.addfile(ti, io.BytesIO(data))
+            parts += [ti.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"), data,
+                      bytes(-len(data) % tarfile.BLOCKSIZE)]
+        buf = b"".join(parts)  # one write per sample
+        self._f.write(buf)
+        self._offset += len(buf)
 
     def close(self) -> None:
-        self._tar.close()
+        """End of archive: two zero blocks, then zeros up to a whole record (as tarfile writes it)."""
+        if self._closed:
+            return
+        self._closed = True
+        end = 2 * tarfile.BLOCKSIZE
+        end += -(self._offset + end) % tarfile.RECORDSIZE
+        self._f.write(bytes(end))
 
 
 class _HashingFile(io.RawIOBase):

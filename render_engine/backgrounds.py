@@ -164,7 +164,7 @@ def apply_crop(img: np.ndarray, crop: Crop, out_wh: tuple[int, int]) -> np.ndarr
     a = img[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
     interp = cv2.INTER_AREA if crop.w >= out_wh[0] else cv2.INTER_LINEAR
     a = cv2.resize(a, out_wh, interpolation=interp)
-    return a[:, ::-1] if crop.flip else a
+    return cv2.flip(a, 1) if crop.flip else a
 
 
 class BackgroundSet:

@@ -12,6 +12,7 @@ _lin = np.arange(256, dtype=np.float64) / 255.0
 LINEAR = np.where(_lin <= 0.04045, _lin / 12.92, ((_lin + 0.055) / 1.055) ** 2.4)  # sRGB byte -> linear
 WEIGHTS = np.array([0.2126, 0.7152, 0.0722])
 LUMA_LUT = (LINEAR[:, None] * WEIGHTS[None, :]).astype(np.float32).reshape(256, 1, 3)  # per channel
+_ONES = np.ones((1, 3), np.float32)  # sums the three weighted channels in one pass
 
 
 def luminance_map(img: np.ndarray) -> np.ndarray:
@@ -19,8 +20,7 @@ def luminance_map(img: np.ndarray) -> np.ndarray:
     a = img if img.dtype == np.uint8 else np.clip(np.rint(img), 0, 255).astype(np.uint8)
     if a.shape[0] == 0 or a.shape[1] == 0:
         return np.zeros(a.shape[:2], np.float32)
-    parts = cv2.LUT(np.ascontiguousarray(a), LUMA_LUT)
-    return parts[..., 0] + parts[..., 1] + parts[..., 2]
+    return cv2.transform(cv2.LUT(np.ascontiguousarray(a), LUMA_LUT), _ONES).reshape(a.shape[:2])
 
 
 def luminance(rgb: tuple[int, int, int] | np.ndarray) -> float:
@@ -33,36 +33,39 @@ def contrast_ratio(l1: float, l2: float) -> float:
     return (hi + 0.05) / (lo + 0.05)
 
 
-def _to_srgb(v: float) -> int:
-    v = min(max(v, 0.0), 1.0)
-    s = v * 12.92 if v <= 0.0031308 else 1.055 * v ** (1 / 2.4) - 0.055
-    return min(255, max(0, round(s * 255)))
-
-
-_W = tuple(float(w) for w in WEIGHTS)
+def colours_for_contrast(rng: np.random.Generator, bg_lums, target: float, saturation: float = 0.5
+                         ) -> list[list[int]]:
+    """One RGB colour per background luminance in `bg_lums`, each with a contrast as close to `target` as
+    possible: darker or lighter than its background (whichever can reach the target; random if both can),
+    with a random hue mixed in at up to `saturation` while keeping the luminance."""
+    lum = np.asarray(bg_lums, np.float64).reshape(-1)
+    n = len(lum)
+    dark = (lum + 0.05) / target - 0.05
+    light = target * (lum + 0.05) - 0.05
+    can_dark, can_light = (dark >= 0) & (dark <= 1), (light >= 0) & (light <= 1)
+    # unreachable: the extreme that gives the most contrast
+    extreme = np.where((lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05), 0.0, 1.0)
+    want = np.where(can_dark & can_light, np.where(rng.random(n) < 0.5, dark, light),
+                    np.where(can_dark, dark, np.where(can_light, light, extreme)))[:, None]
+    hue = rng.random((n, 3))
+    unit = np.maximum(hue @ WEIGHTS, 1e-6)[:, None]  # the hue scaled to unit luminance
+    sat = rng.uniform(0, saturation, n)[:, None]
+    lin = (1 - sat) * want + sat * np.minimum(1.0, hue / unit * want)
+    for _ in range(4):  # restore the luminance exactly after clipping
+        off = want[:, 0] - lin @ WEIGHTS
+        todo = np.abs(off) >= 1e-4
+        if not todo.any():
+            break
+        lin[todo] = np.clip(lin[todo] + off[todo, None], 0.0, 1.0)
+    else:  # a hue that cannot keep the luminance (near black or white): grey
+        todo = np.abs(want[:, 0] - lin @ WEIGHTS) >= 1e-4
+        lin[todo] = np.clip(want[todo], 0.0, 1.0)
+    srgb = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
+    return np.clip(np.rint(srgb * 255), 0, 255).astype(np.int64).tolist()
 
 
 def colour_for_contrast(rng: np.random.Generator, bg_lum: float, target: float,
                         saturation: float = 0.5) -> tuple[int, int, int]:
-    """An RGB colour whose contrast with luminance `bg_lum` is as close to `target` as possible.
-
-    Goes darker or lighter than the background (whichever can reach the target; random if both can),
-    with a random hue mixed in at up to `saturation` while keeping the luminance.
-    """
-    dark = (bg_lum + 0.05) / target - 0.05
-    light = target * (bg_lum + 0.05) - 0.05
-    options = [v for v in (dark, light) if 0.0 <= v <= 1.0]
-    if options:
-        want = options[int(rng.integers(len(options)))]
-    else:  # unreachable: take the extreme that gives the most contrast
-        want = 0.0 if contrast_ratio(bg_lum, 0.0) >= contrast_ratio(bg_lum, 1.0) else 1.0
-    h = rng.random(3).tolist()
-    unit = max(h[0] * _W[0] + h[1] * _W[1] + h[2] * _W[2], 1e-6)  # scale the hue to unit luminance
-    sat = float(rng.uniform(0, saturation))
-    lin = [(1 - sat) * want + sat * min(1.0, c / unit * want) for c in h]
-    for _ in range(4):  # restore the luminance exactly after clipping
-        cur = lin[0] * _W[0] + lin[1] * _W[1] + lin[2] * _W[2]
-        if abs(cur - want) < 1e-4:
-            break
-        lin = [min(1.0, max(0.0, c + want - cur)) for c in lin]
-    return _to_srgb(lin[0]), _to_srgb(lin[1]), _to_srgb(lin[2])
+    """`colours_for_contrast` for one background luminance."""
+    r, g, b = colours_for_contrast(rng, [bg_lum], target, saturation)[0]
+    return r, g, b

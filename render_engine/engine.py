@@ -18,7 +18,7 @@ import numpy as np
 
 from . import effects as fx
 from .backgrounds import BackgroundSet, Crop, apply_crop, expand_sources, sample_crop
-from .color import colour_for_contrast, contrast_ratio, luminance, luminance_map
+from .color import colours_for_contrast, contrast_ratio, luminance, luminance_map
 from .config import RenderConfig
 from .fonts import FontFace, FontLibrary
 from .glyphs import GlyphCache
@@ -61,6 +61,34 @@ _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _DIGIT = re.compile(r"\d")
 _SPACE = re.compile(r"\s")
+
+
+def _colour_lines(colour: np.ndarray, rgbs: list, x0s: list[int], y0s: list[int], x1s: list[int], y1s: list[int],
+                  flat: np.ndarray, owner: np.ndarray, counts: np.ndarray) -> None:
+    """Paint each line's colour over its ink box and 2 px around it (so warps never blend the text with
+    a stray colour), earlier lines winning where paddings overlap. Every inked pixel must take its own
+    line's colour: that holds by construction unless two lines' ink boxes overlap, and then the pixels
+    of those lines are painted one by one."""
+    n = len(rgbs)
+    for k in range(n - 1, -1, -1):
+        cv2.rectangle(colour, (x0s[k] - 2, y0s[k] - 2), (x1s[k] + 1, y1s[k] + 1), rgbs[k], -1)
+    for k in range(n - 1, -1, -1):
+        cv2.rectangle(colour, (x0s[k], y0s[k]), (x1s[k] - 1, y1s[k] - 1), rgbs[k], -1)
+    x0, y0, x1, y1 = (np.asarray(v)[:, None] for v in (x0s, y0s, x1s, y1s))
+    clash = (x0 < x1.T) & (x0.T < x1) & (y0 < y1.T) & (y0.T < y1)
+    np.fill_diagonal(clash, False)
+    bad = clash.any(1)
+    if bad.any():
+        px_owner = np.repeat(owner, counts)
+        sel = bad[px_owner]
+        rgb3 = np.dtype((np.void, 3))
+        palette = np.asarray(rgbs, np.uint8)
+        colour.view(rgb3).reshape(-1)[flat[sel]] = palette.view(rgb3).reshape(-1)[px_owner[sel]]
+
+
+def _pick_chars(text: str, idx: np.ndarray) -> str:
+    """The characters of `text` at positions `idx`, without a Python step per character."""
+    return np.frombuffer(text.encode("utf-32-le"), np.uint32)[idx].tobytes().decode("utf-32-le")
 
 
 def _script_mix(text: str) -> dict[str, float]:
@@ -115,9 +143,10 @@ class Renderer:
         lo, hi = cfg.px_range(level, lang)
         blocks, dropped = [], ""
         bg_lum = luminance_map(bg)
+        bg_int = cv2.integral(bg_lum)  # for the mean luminance behind each line
         regions = self._page_region(rng, W, H) if page else self._scene_regions(rng, W, H, lo, hi)
         for region, px, columns in regions:
-            block, lost = self._sample_block(rng, lang, page, region, px, columns, lv, bg_lum)
+            block, lost = self._sample_block(rng, lang, page, region, px, columns, lv, bg_int)
             dropped += lost
             if block:
                 blocks.append(block)
@@ -153,7 +182,7 @@ class Renderer:
                     break
         return out
 
-    def _sample_block(self, rng, lang, page, region, px, columns, lv, bg_lum):
+    def _sample_block(self, rng, lang, page, region, px, columns, lv, bg_int):
         cfg = self.cfg
         if px is None:
             lo, hi = cfg.px_range(lv.level, lang)
@@ -181,12 +210,15 @@ class Renderer:
             return None, lost
         x, y, _, _ = region
         target = round(float(rng.uniform(*lv.contrast)), 3)
-        colours = []
-        for i in range(len(lines)):  # each line's colour meets the target against the background behind it
-            col, row = divmod(i, rows)
-            ly, lx = int(y + row * px * spacing), int(x + col * (col_w + gap))
-            local = float(bg_lum[ly : ly + int(px * spacing) + 1, lx : lx + int(col_w) + 1].mean())
-            colours.append(list(colour_for_contrast(rng, local, target)))
+        # each line's colour meets the target against the mean luminance of the background behind it
+        col, row = np.divmod(np.arange(len(lines)), rows)
+        y0 = (y + row * px * spacing).astype(np.int64)
+        x0 = (x + col * (col_w + gap)).astype(np.int64)
+        ih, iw = bg_int.shape[0] - 1, bg_int.shape[1] - 1
+        y1, x1 = np.minimum(y0 + int(px * spacing) + 1, ih), np.minimum(x0 + int(col_w) + 1, iw)
+        sums = bg_int[y1, x1] - bg_int[y0, x1] - bg_int[y1, x0] + bg_int[y0, x0]
+        local = (sums / ((y1 - y0) * (x1 - x0))).tolist()
+        colours = colours_for_contrast(rng, local, target)
         block = {"region": list(region), "font": face.id, "char_px": px, "line_spacing": spacing, "align": align,
                  "columns": columns, "gap": gap, "indent": indent, "colours": colours,
                  "contrast_target": target, "lines": [t for t, _ in lines], "para_starts": [s for _, s in lines]}
@@ -203,76 +235,83 @@ class Renderer:
     def _draw(self, params: dict[str, Any]):
         """Compose every glyph of the sample in one vectorised pass.
 
-        Returns the alpha (H, W) uint8, the text colour layer (H, W, 3) uint8, line dicts, (char, line)
-        pairs for every inked character, and the boxes (lines first, then characters) as (N, 4) x0 y0 x1 y1.
+        Returns the text coverage (H, W) float32 in 0..1, the text colour layer (H, W, 3) float32, line
+        dicts, the inked characters as (string of them, line index of each), and the boxes (lines first,
+        then characters) as (N, 4) x0 y0 x1 y1.
         """
         W, H = params["size"]
-        glyphs = self.assets.glyphs
+        self.assets.glyphs.trim()  # between samples: ids stay valid for the whole of this one
         lines: list[dict[str, Any]] = []
-        chars: list[tuple[str, int]] = []
-        gls, pens, bases = [], [], []
+        texts, line_of, cbs, flats, vals, firsts, cnts = [], [], [], [], [], [], []
+        nchars = 0
         for bi, blk in enumerate(params["blocks"]):
+            if not blk["lines"]:
+                continue
             face = self.assets.fonts.by_id[blk["font"]]
             px = blk["char_px"]
-            table = glyphs.table(face.path, face.index, px)
-            width, adv = self._measure(face, px)
-            laid = place(list(zip(blk["lines"], blk["para_starts"], strict=True)), width, adv, tuple(blk["region"]),
-                         px, blk["line_spacing"], blk["align"], blk["columns"], blk["gap"], blk["indent"])
-            for ln, rgb in zip(laid, blk["colours"], strict=True):
-                li, n0 = len(lines), len(gls)
-                for ch, pen in zip(ln.text, ln.xs, strict=True):
-                    gl = table[ch]
-                    if gl.ink is not None:
-                        gls.append(gl)
-                        pens.append(pen)
-                        chars.append((ch, li))
-                if len(gls) > n0:
-                    bases.extend([ln.baseline] * (len(gls) - n0))
-                    lines.append({"text": ln.text, "block": bi, "font": face.id, "char_px": px,
-                                  "colour": tuple(rgb), "_baseline": ln.baseline, "_first": n0})
+            table = self.assets.glyphs.table(face.path, face.index, px)
+            text = "".join(blk["lines"])
+            gids = table.gids(text)
+            atlas = table.atlas
+            pens, baselines = place(list(zip(blk["lines"], blk["para_starts"], strict=True)), atlas.advance[gids],
+                                    tuple(blk["region"]), px, blk["line_spacing"], blk["align"], blk["columns"],
+                                    blk["gap"], blk["indent"])
+            keep = np.flatnonzero(atlas.inked[gids])
+            if not len(keep):
+                continue
+            lens = np.fromiter(map(len, blk["lines"]), np.int64, len(blk["lines"]))
+            ln_idx = np.repeat(np.arange(len(lens)), lens)[keep]  # line (within the block) of each inked char
+            present, first = np.unique(ln_idx, return_index=True)  # lines with ink, and their first char
+            g = gids[keep]
+            ox = np.rint(pens[keep]).astype(np.int64)
+            oy = baselines[ln_idx]
+            cb = atlas.ink[g] + np.stack([ox, oy, ox, oy], 1)
+            pos, counts = atlas.pixels(g)
+            flats.append((np.repeat(oy, counts) + atlas.dy[pos]) * W + np.repeat(ox, counts) + atlas.dx[pos])
+            vals.append(atlas.val[pos])
+            renum = np.full(len(lens), -1, np.int64)
+            renum[present] = np.arange(len(lines), len(lines) + len(present))
+            line_of.append(renum[ln_idx])
+            firsts.append(first + nchars)
+            nchars += len(keep)
+            cbs.append(cb)
+            cnts.append(counts)
+            texts.append(text if len(keep) == len(text) else _pick_chars(text, keep))
+            for k, base in zip(present.tolist(), baselines[present].tolist(), strict=True):
+                lines.append({"text": blk["lines"][k], "block": bi, "font": face.id, "char_px": px,
+                              "colour": tuple(blk["colours"][k]), "_baseline": base})
         if len(lines) > 254:
             raise ValueError(f"{len(lines)} lines in one sample (at most 254)")
-        alpha = np.zeros((H, W), np.uint8)
-        index = np.zeros((H, W), np.uint8)  # which line's colour each pixel takes (palette index)
-        palette = np.zeros((256, 1, 3), np.uint8)
-        if not gls:
-            return alpha, cv2.merge([index, index, index]), lines, chars, np.zeros((0, 4))
-        ox = np.rint(np.asarray(pens)).astype(np.int32)
-        oy = np.asarray(bases, np.int32)
-        ink = np.asarray([g.ink for g in gls], np.int32)
-        cb = np.stack([ox + ink[:, 0], oy + ink[:, 1], ox + ink[:, 2], oy + ink[:, 3]], 1)
+        colour = np.zeros((H, W, 3), np.uint8)
+        if not lines:
+            return np.zeros((H, W), np.float32), colour.astype(np.float32), lines, ("", np.zeros(0, np.int64)), np.zeros((0, 4))
+        cb = np.concatenate(cbs)
         if cb[:, :2].min() < 0 or cb[:, 2].max() > W or cb[:, 3].max() > H:
             raise RuntimeError("glyph ink outside the canvas (layout bug)")
-        counts = np.fromiter((len(g.val) for g in gls), np.int64, len(gls))
-        flat = ((np.repeat(oy, counts) + np.concatenate([g.dy for g in gls])) * W
-                + np.repeat(ox, counts) + np.concatenate([g.dx for g in gls]))
-        cover = np.bincount(flat, np.concatenate([g.val for g in gls]), H * W)  # overlaps add, then clip
-        alpha = np.minimum(cover, 255).astype(np.uint8).reshape(H, W)
-        starts = np.array([ln["_first"] for ln in lines])
-        index.reshape(-1)[flat] = np.repeat(np.repeat(np.arange(1, len(lines) + 1, dtype=np.uint8),
-                                                      np.diff(np.append(starts, len(gls)))), counts)
+        flat = np.concatenate(flats)
+        cover = np.bincount(flat, np.concatenate(vals), H * W)  # overlaps add, then clip
+        np.minimum(cover, 255.0, out=cover)
+        alpha = (cover * (1 / 255)).astype(np.float32).reshape(H, W)
+        owner = np.concatenate(line_of)
+        starts = np.concatenate(firsts)
         x0s, y0s = np.minimum.reduceat(cb[:, 0], starts), np.minimum.reduceat(cb[:, 1], starts)
         x1s, y1s = np.maximum.reduceat(cb[:, 2], starts), np.maximum.reduceat(cb[:, 3], starts)
         boxes = []
-        for k, ln in enumerate(lines):
-            palette[k + 1, 0] = ln["colour"]
+        x0s, y0s, x1s, y1s = x0s.tolist(), y0s.tolist(), x1s.tolist(), y1s.tolist()
+        for ln, x0, top, x1, bottom in zip(lines, x0s, y0s, x1s, y1s, strict=True):
             base, px = ln.pop("_baseline"), ln["char_px"]
-            del ln["_first"]
-            x0, x1, top, bottom = int(x0s[k]), int(x1s[k]), int(y0s[k]), int(y1s[k])
             y0, y1 = max(0, min(top, base - round(0.8 * px))), min(H, max(bottom, base + round(0.2 * px)))
             ln["ink_height_px"] = bottom - top
             boxes.append((x0, y0, x1, y1))
-            # colour the empty surroundings too, so warps never blend the text with a stray colour
-            reg = index[max(0, top - 2) : bottom + 2, max(0, x0 - 2) : x1 + 2]
-            np.copyto(reg, k + 1, where=reg == 0)
-        colour = cv2.LUT(cv2.merge([index, index, index]), palette)
-        return alpha, colour, lines, chars, np.concatenate([np.asarray(boxes, np.int32).reshape(-1, 4), cb])
+        _colour_lines(colour, [ln["colour"] for ln in lines], x0s, y0s, x1s, y1s, flat, owner, np.concatenate(cnts))
+        colour = colour.astype(np.float32)
+        return alpha, colour, lines, ("".join(texts), owner), np.concatenate([np.asarray(boxes, np.int64), cb])
 
     def _render(self, params: dict[str, Any], bg: np.ndarray, rng: np.random.Generator | None,
                 bg_lum: np.ndarray | None = None) -> Sample:
-        alpha8, colour, lines, chars, b = self._draw(params)
+        alpha, colour, lines, chars, b = self._draw(params)
         quads = b[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 4, 2).astype(np.float64)  # clockwise from top-left
-        layers = fx.Layers(bg.astype(np.float32), alpha8.astype(np.float32) / 255.0, colour.astype(np.float32), quads)
+        layers = fx.Layers(bg.astype(np.float32), alpha, colour, quads)
         if rng is not None:  # sample effects now that the layout is known
             self._sample_effects(rng, params, lines, layers)
         else:
@@ -291,16 +330,15 @@ class Renderer:
         if not lines:
             return
         blocks = params["blocks"]
+        colours = tuple(tuple(int(v) for v in ln["colour"]) for ln in lines)
         for eff in self.effects:
             if rng.random() >= eff.probability(params["level"]) * self.cfg.effects.strength:
                 continue
             q = layers.quads[: len(lines)]
             ctx = fx.EffectContext(
                 size=tuple(params["size"]), level=params["level"], min_px=min(b["char_px"] for b in blocks),
-                contrast_target=blocks[0]["contrast_target"],
-                line_colours=tuple(tuple(int(v) for v in ln["colour"]) for ln in lines),
-                line_boxes=tuple((float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 0].max()), float(a[:, 1].max())) for a in q),
-                quads=layers.quads)
+                contrast_target=blocks[0]["contrast_target"], line_colours=colours,
+                line_boxes=tuple(map(tuple, np.concatenate([q.min(1), q.max(1)], 1).tolist())), quads=layers.quads)
             p = eff.sample(rng, ctx)
             if p is None:
                 continue
@@ -313,17 +351,22 @@ class Renderer:
         n = len(lines)
         quads = layers.quads
         a = layers.alpha
-        for i, (ln, q) in enumerate(zip(lines, np.round(quads[:n], 3).tolist(), strict=True)):
-            ln["box"] = q
-            x0, y0 = np.maximum(np.floor(quads[i].min(0)).astype(int), 0)
-            x1, y1 = np.ceil(quads[i].max(0)).astype(int)
-            w = a[y0:y1, x0:x1]
-            under = float((lum[y0:y1, x0:x1] * w).sum() / max(float(w.sum()), 1e-6))
-            ln["contrast"] = round(contrast_ratio(luminance(ln.pop("colour")), under), 3)
+        if n:  # alpha-weighted mean luminance under each line's box, from two integral images
+            H, W = a.shape
+            lq = quads[:n]
+            x0, y0 = np.maximum(np.floor(lq.min(1)).astype(np.int64), 0).T
+            x1, y1 = np.minimum(np.ceil(lq.max(1)).astype(np.int64), [W, H]).T
+            ia, il = cv2.integral(a), cv2.integral(cv2.multiply(lum, a))
+            wsum = ia[y1, x1] - ia[y0, x1] - ia[y1, x0] + ia[y0, x0]
+            lsum = il[y1, x1] - il[y0, x1] - il[y1, x0] + il[y0, x0]
+            under = (lsum / np.maximum(wsum, 1e-6)).tolist()
+            for ln, q, u in zip(lines, np.round(lq, 3).tolist(), under, strict=True):
+                ln["box"] = q
+                ln["contrast"] = round(contrast_ratio(luminance(ln.pop("colour")), u), 3)
         cq = quads[n:]
         exact = cq.astype(np.int32)  # without a geometric effect the boxes are whole pixels: write ints
         boxes = exact.tolist() if np.array_equal(exact, cq) else np.round(cq, 3).tolist()
-        chars = [{"char": c, "line": li, "box": q} for (c, li), q in zip(chars, boxes, strict=True)]
+        chars = [{"char": c, "line": li, "box": q} for c, li, q in zip(chars[0], chars[1].tolist(), boxes, strict=True)]
         text = "\n".join(ln["text"] for ln in lines)
         faces = sorted({ln["font"] for ln in lines})
         lib = self.assets.fonts.by_id

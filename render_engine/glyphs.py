@@ -6,7 +6,7 @@ Everything downstream (layout, composition) works on these cached numpy bitmaps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import freetype
 import numpy as np
@@ -22,7 +22,7 @@ class Glyph:
 
     `bitmap` is uint8 coverage (h, w) whose top-left is at (left, -top); `advance` is integral (hinted);
     `ink` is the tight ink box (x0, y0, x1, y1), None for glyphs without ink (space); `dy`, `dx`, `val`
-    list the inked pixels (offsets and coverage), so a whole sample is composed in one vectorised pass.
+    list the inked pixels (offsets and coverage). `gid` is the glyph's row in its table's `Atlas`.
     """
 
     bitmap: np.ndarray
@@ -33,6 +33,81 @@ class Glyph:
     dy: np.ndarray
     dx: np.ndarray
     val: np.ndarray
+    gid: int = -1
+
+
+class Atlas:
+    """Every glyph of one table packed in flat arrays, indexed by glyph id, so a sample's glyphs are
+    gathered with a few numpy calls rather than one Python step per glyph. Grows by doubling."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.npix = 0
+        self.advance = np.zeros(64)
+        self.ink = np.zeros((64, 4), np.int32)  # x0 y0 x1 y1; all 0 for a glyph without ink
+        self.inked = np.zeros(64, bool)
+        self.start = np.zeros(64, np.int64)  # first pixel in the flat arrays
+        self.count = np.zeros(64, np.int64)  # inked pixels
+        self.dy = np.zeros(4096, np.int32)
+        self.dx = np.zeros(4096, np.int32)
+        self.val = np.zeros(4096, np.uint8)
+
+    def add(self, g: Glyph) -> int:
+        gid, k = self.n, len(g.val)
+        if gid == len(self.advance):
+            for name in ("advance", "ink", "inked", "start", "count"):
+                a = getattr(self, name)
+                setattr(self, name, np.concatenate([a, np.zeros_like(a)]))
+        if self.npix + k > len(self.val):
+            cap = max(2 * len(self.val), self.npix + k)
+            for name in ("dy", "dx", "val"):
+                a = getattr(self, name)
+                b = np.zeros(cap, a.dtype)
+                b[: self.npix] = a[: self.npix]
+                setattr(self, name, b)
+        self.advance[gid] = g.advance
+        if g.ink is not None:
+            self.ink[gid] = g.ink
+            self.inked[gid] = True
+        self.start[gid], self.count[gid] = self.npix, k
+        self.dy[self.npix : self.npix + k] = g.dy
+        self.dx[self.npix : self.npix + k] = g.dx
+        self.val[self.npix : self.npix + k] = g.val
+        self.npix += k
+        self.n += 1
+        return gid
+
+    def pixels(self, gids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For glyph ids `gids`: the flat positions of all their inked pixels, glyph after glyph, and the
+        number of pixels of each glyph."""
+        counts = self.count[gids]
+        ends = np.cumsum(counts)
+        pos = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(self.start[gids] - (ends - counts), counts)
+        return pos, counts
+
+
+class GlyphTable(dict):
+    """char -> Glyph for one face and size, rasterising a char on first use; `gids` maps text to glyph
+    ids in `atlas`."""
+
+    def __init__(self, rasterise) -> None:
+        super().__init__()
+        self._rasterise = rasterise
+        self.atlas = Atlas()
+        self.ids = _LazyTable(lambda ch: self[ch].gid)
+
+    def __missing__(self, ch: str) -> Glyph:
+        g = self._rasterise(ch)
+        g = self[ch] = replace(g, gid=self.atlas.add(g))
+        return g
+
+    def gids(self, text: str) -> np.ndarray:
+        return np.fromiter(map(self.ids.__getitem__, text), np.int64, len(text))
+
+    def reset(self) -> None:
+        self.clear()
+        self.ids.clear()
+        self.atlas = Atlas()
 
 
 class GlyphCache:
@@ -41,7 +116,7 @@ class GlyphCache:
     def __init__(self, max_glyphs: int = 120_000):
         self._faces: dict[tuple[str, int], freetype.Face] = {}
         self._size: dict[tuple[str, int], int] = {}
-        self._tables: dict[tuple[str, int, int], _LazyTable] = {}
+        self._tables: dict[tuple[str, int, int], GlyphTable] = {}
         self._count = 0
         self._advances: dict[tuple[str, int, int], dict[str, float]] = {}
         self.max_glyphs = max_glyphs
@@ -59,21 +134,24 @@ class GlyphCache:
     def glyph(self, path: str, index: int, px: int, ch: str) -> Glyph:
         return self.table(path, index, px)[ch]
 
-    def table(self, path: str, index: int, px: int) -> dict[str, Glyph]:
-        """A dict char -> Glyph for one face and size that rasterises a char on first use (the hot path
-        looks glyphs up here directly). All tables are dropped together past `max_glyphs` glyphs."""
+    def trim(self) -> None:
+        """Empty every table once more than `max_glyphs` glyphs are cached. Call it between samples only:
+        glyph ids looked up before a trim are stale after it."""
+        if self._count > self.max_glyphs:
+            for t in self._tables.values():
+                t.reset()
+            self._count = 0
+
+    def table(self, path: str, index: int, px: int) -> GlyphTable:
+        """The table of one face and size (the hot path looks glyphs up here directly)."""
         key = (path, index, px)
         t = self._tables.get(key)
         if t is None:
-            t = self._tables[key] = _LazyTable(lambda ch: self._rasterise(path, index, px, ch))
+            t = self._tables[key] = GlyphTable(lambda ch: self._rasterise(path, index, px, ch))
         return t
 
     def _rasterise(self, path: str, index: int, px: int, ch: str) -> Glyph:
         self._count += 1
-        if self._count > self.max_glyphs:
-            for t in self._tables.values():
-                t.clear()
-            self._count = 1
         face = self._face(path, index, px)
         if ch in " \u3000\u00a0\t":
             adv = px * (1.0 if ch == "\u3000" else 0.28)

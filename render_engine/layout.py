@@ -11,9 +11,10 @@ import hashlib
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 CLOSING = frozenset(
     "）)]｝}〕〉》」』】〙〗〟’”｠»、。，．,.：；:;！？!?‼⁇⁈⁉…‥・ー〜～%％‰°℃ーぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ々"
@@ -100,18 +101,21 @@ def preload(paragraphs: list[str], cache_dir: Path | None = None) -> None:
             pass
 
 
-def _split_long(token: str, width: Callable[[str], float], max_w: float) -> list[str]:
-    """Break one over-long token between characters, still obeying kinsoku."""
+def _split_long(token: str, width: Callable[[str], float], first_w: float, max_w: float) -> list[str]:
+    """Break one over-long token between characters, still obeying kinsoku; the first piece gets
+    `first_w`, the rest `max_w`."""
     pieces: list[str] = []
     cur = ""
+    limit = first_w
     for ch in token:
-        if cur and width(cur + ch) > max_w:
+        if cur and width(cur + ch) > limit:
             # oidashi: never start a piece with closing punctuation or end one with opening punctuation
             while len(cur) > 1 and (ch in CLOSING or cur[-1] in OPENING):
                 ch = cur[-1] + ch
                 cur = cur[:-1]
             pieces.append(cur)
             cur = ch
+            limit = max_w
         else:
             cur += ch
     if cur:
@@ -119,11 +123,14 @@ def _split_long(token: str, width: Callable[[str], float], max_w: float) -> list
     return pieces
 
 
-def wrap(paragraph: str, width: Callable[[str], float], max_w: float, max_lines: int = 1 << 30) -> list[str]:
-    """Greedy wrap of one paragraph into lines no wider than `max_w` (spaces at breaks are dropped).
+def wrap(paragraph: str, width: Callable[[str], float], max_w: float, max_lines: int = 1 << 30,
+         first_w: float | None = None) -> list[str]:
+    """Greedy wrap of one paragraph into lines no wider than `max_w` (spaces at breaks are dropped);
+    the first line may have its own width `first_w` (an indent).
 
     Stops once `max_lines` complete lines exist (the rest would not be shown anyway)."""
     lines: list[str] = []
+    limit = max_w if first_w is None else first_w
     cur = ""
     cur_w = 0.0
     for tok in tokenize(paragraph):
@@ -132,40 +139,35 @@ def wrap(paragraph: str, width: Callable[[str], float], max_w: float, max_lines:
         if tok.isspace():
             if cur:
                 w = width(tok)
-                if cur_w + w > max_w:
+                if cur_w + w > limit:
                     lines.append(cur)
+                    limit = max_w
                     cur, cur_w = "", 0.0
                 else:
                     cur += tok
                     cur_w += w
             continue
         w = width(tok)
-        if cur_w + w <= max_w:
+        if cur_w + w <= limit:
             cur += tok
             cur_w += w
             continue
         if cur.strip():
             lines.append(cur.rstrip())
+            limit = max_w
         cur, cur_w = "", 0.0
-        if w <= max_w:
+        if w <= limit:
             cur, cur_w = tok, w
             continue
-        pieces = _split_long(tok, width, max_w)
+        pieces = _split_long(tok, width, limit, max_w)
         lines.extend(pieces[:-1])
+        if len(pieces) > 1:
+            limit = max_w
         cur = pieces[-1]
         cur_w = width(cur)
     if cur.strip():
         lines.append(cur.rstrip())
-    return lines
-
-
-@dataclass(frozen=True)
-class LaidLine:
-    """One line placed in the canvas: its text, the pen x of each character and the baseline y (px)."""
-
-    text: str
-    xs: tuple[float, ...]
-    baseline: int
+    return lines[:max_lines]
 
 
 def grid(region: tuple[int, int, int, int], px: int, line_spacing: float, columns: int, gap: int) -> tuple[int, float]:
@@ -190,12 +192,7 @@ def fill(text: str, width: Callable[[str], float], capacity: int, col_w: float, 
         para = para.strip()
         if not para:
             continue
-        if ind:
-            first = wrap(para, width, col_w - ind, 1)[:1]
-            rest = para[len(first[0]):].lstrip() if first else para
-            lines = first + (wrap(rest, width, col_w, capacity - len(out)) if rest else [])
-        else:
-            lines = wrap(para, width, col_w, capacity - len(out))
+        lines = wrap(para, width, col_w, capacity - len(out), col_w - ind if ind else None)
         for k, line in enumerate(lines):
             if len(out) >= capacity:
                 return out
@@ -203,25 +200,30 @@ def fill(text: str, width: Callable[[str], float], capacity: int, col_w: float, 
     return out
 
 
-def place(lines: list[tuple[str, bool]], width: Callable[[str], float], advance: Callable[[str], float],
-          region: tuple[int, int, int, int], px: int, line_spacing: float, align: str = "left",
-          columns: int = 1, gap: int = 0, indent: float = 0.0) -> list[LaidLine]:
-    """Positions for lines from `fill`: column by column, top to bottom, aligned within the column."""
+def place(lines: list[tuple[str, bool]], advances: np.ndarray, region: tuple[int, int, int, int], px: int,
+          line_spacing: float, align: str = "left", columns: int = 1, gap: int = 0, indent: float = 0.0
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Positions for lines from `fill`: column by column, top to bottom, aligned within the column.
+
+    `advances` holds the advance (px) of every character of the lines joined without separators.
+    Returns the pen x of every such character (float) and the baseline y of every line (int).
+    """
     x0, y0, _, _ = region
     rows, col_w = grid(region, px, line_spacing, columns, gap)
-    out = []
-    for i, (line, para_start) in enumerate(lines):
-        col, row = divmod(i, max(rows, 1))
-        lw = width(line)
-        off = indent * px if (para_start and align == "left") else 0.0
-        if align == "center":
-            off = (col_w - lw) / 2
-        elif align == "right":
-            off = col_w - lw
-        pen = x0 + col * (col_w + gap) + max(0.0, off)
-        xs = []
-        for ch in line:
-            xs.append(pen)
-            pen += advance(ch)
-        out.append(LaidLine(line, tuple(xs), y0 + round(0.9 * px) + round(row * px * line_spacing)))
-    return out
+    n = len(lines)
+    lens = np.fromiter((len(t) for t, _ in lines), np.int64, n)
+    ends = np.cumsum(lens)
+    starts = ends - lens
+    pen = np.concatenate([[0.0], np.cumsum(advances)])  # pen before each character, from the block start
+    widths = pen[ends] - pen[starts]
+    col, row = np.divmod(np.arange(n), max(rows, 1))
+    if align == "center":
+        off = (col_w - widths) / 2
+    elif align == "right":
+        off = col_w - widths
+    else:
+        off = np.fromiter((indent * px if p else 0.0 for _, p in lines), np.float64, n)
+    left = x0 + col * (col_w + gap) + np.maximum(0.0, off)
+    xs = pen[:-1] + np.repeat(left - pen[starts], lens)
+    base = np.fromiter((round(r * px * line_spacing) for r in row.tolist()), np.int64, n)
+    return xs, y0 + round(0.9 * px) + base

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..color import colour_for_contrast, luminance
+from ..color import colours_for_contrast, luminance
 from .base import Effect, EffectContext, Layers
 
 
@@ -21,8 +21,7 @@ class Plate(Effect):
         w, h = ctx.size
         boxes = [[max(0, int(x0) - pad), max(0, int(y0) - pad), min(w, int(np.ceil(x1)) + pad), min(h, int(np.ceil(y1)) + pad)]
                  for x0, y0, x1, y1 in ctx.line_boxes]
-        colours = [list(colour_for_contrast(rng, luminance(c), ctx.contrast_target, saturation=0.3))
-                   for c in ctx.line_colours]
+        colours = colours_for_contrast(rng, [luminance(c) for c in ctx.line_colours], ctx.contrast_target, 0.3)
         return {"boxes": boxes, "colours": colours, "opacity": round(float(rng.uniform(0.7, 0.95)), 3)}
 
     def apply(self, layers: Layers, params: dict) -> None:

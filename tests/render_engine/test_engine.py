@@ -103,3 +103,49 @@ def test_every_effect_keeps_boxes_exact():
             check_label(r, s)
             used += any(e["name"] == name for e in s.label["effects"])
         assert used >= 1, name
+
+
+def test_glyph_cache_resets_mid_sample_change_nothing(renderer):
+    """A cache that empties itself at every sample renders the same pixels and
+    labels as the warm shared one: no glyph id from an emptied table is ever used."""
+    from render_engine.engine import Assets
+    from render_engine.glyphs import GlyphCache
+
+    assets = Assets(renderer.cfg)
+    assets.glyphs = GlyphCache(max_glyphs=40)
+    small = Renderer(renderer.cfg, assets)
+    for x, y in zip(samples(renderer, 6, seed=5), samples(small, 6, seed=5), strict=True):
+        assert np.array_equal(x.image, y.image)
+        assert json.dumps(x.label, sort_keys=True) == json.dumps(y.label, sort_keys=True)
+    assert 0 < small.assets.glyphs._count < 1000  # trimmed again and again, never grown to the whole text
+
+
+def test_every_inked_pixel_takes_its_own_lines_colour_even_where_ink_boxes_overlap():
+    from render_engine.engine import _colour_lines
+
+    W = H = 40
+    # line 0: ink box x 2..30, y 5..15; line 1's ink box overlaps it (y 12..22); line 2's does not, but
+    # starts inside line 1's 2-px padding (y 23..29)
+    boxes = [(2, 5, 30, 15), (4, 12, 28, 22), (2, 23, 20, 29)]
+    rgbs = [(200, 0, 0), (0, 200, 0), (0, 0, 200)]
+    rng = np.random.default_rng(0)
+    flat, owner, counts = [], [], []
+    for k, (x0, y0, x1, y1) in enumerate(boxes):
+        ys, xs = rng.integers(y0, y1, 60), rng.integers(x0, x1, 60)
+        flat.append(ys * W + xs)
+        owner.append(k)
+        counts.append(60)
+    flat = np.concatenate(flat)
+    colour = np.zeros((H, W, 3), np.uint8)
+    _colour_lines(colour, rgbs, *[[b[i] for b in boxes] for i in range(4)], flat, np.array(owner), np.array(counts))
+    # later lines' pixels overwrite earlier ones on a shared pixel, as ink drawn later would
+    want = {}
+    for f, k in zip(flat.tolist(), np.repeat(owner, counts).tolist(), strict=True):
+        want[f] = k
+    got = colour.reshape(-1, 3)
+    for f, k in want.items():
+        assert tuple(got[f]) == rgbs[k]
+    assert tuple(colour[3, 10]) == rgbs[0]  # padding above line 0
+    assert tuple(colour[30, 10]) == rgbs[2]  # padding below line 2
+    assert (colour[23, 2:20] == rgbs[2]).all()  # line 2's top row, inside line 1's padding
+    assert tuple(colour[25, 35]) == (0, 0, 0)  # away from every line

@@ -49,3 +49,16 @@ def test_fill_respects_capacity_and_marks_paragraphs():
     out = fill("aa bb cc dd\nee ff", w1, capacity=3, col_w=5, indent=0.0, px=1)
     assert out == [("aa bb", True), ("cc dd", False), ("ee ff", True)]
     assert len(fill("aa bb cc dd ee ff gg", w1, capacity=2, col_w=5, indent=0.0, px=1)) == 2
+
+
+def test_indent_shortens_only_the_first_line_and_keeps_the_segmentation():
+    out = fill("aa bb cc dd", w1, capacity=5, col_w=5, indent=2.0, px=1)
+    assert out == [("aa", True), ("bb cc", False), ("dd", False)]
+    toks = tokenize(ZH)
+    bounds = {sum(len(t) for t in toks[:i]) for i in range(len(toks) + 1)}
+    lines = wrap(ZH, w1, 9, first_w=6)
+    assert len(lines[0]) <= 6 and all(len(ln) <= 9 for ln in lines[1:]) and "".join(lines) == ZH
+    pos = 0
+    for ln in lines[:-1]:  # every break, the first included, is between the whole paragraph's words
+        pos += len(ln)
+        assert pos in bounds
