@@ -7,6 +7,8 @@ hash matching) are skipped, so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import platform
@@ -124,6 +126,21 @@ def renderer_for(cfg: RenderConfig):
     return _RENDERERS[key]
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """No cyclic garbage collection while a shard renders. Each sample allocates thousands of small lists
+    and dicts (its label), which would trigger a collection every few samples, and every tenth of those
+    walks all the worker's long-lived caches; the hot path makes no reference cycles, so reference
+    counting frees everything. About 10 % of a shard's time on this machine."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def render_shard(job: RenderJobConfig, shard: int, out_dir: str | Path) -> dict[str, Any]:
     """Render and publish one shard; return its stats (also written, last, as the done marker)."""
     out_dir = Path(out_dir)
@@ -133,7 +150,7 @@ def render_shard(job: RenderJobConfig, shard: int, out_dir: str | Path) -> dict[
     hist: dict[str, Counter] = {k: Counter() for k in ("level", "lang", "mode", "char_px", "font_family", "background",
                                                         "chars_per_image", "contrast", "effects")}
     failed, dropped, chars = [], 0, 0
-    with ShardWriter(out_dir, job.output.name, shard) as w:
+    with _gc_paused(), ShardWriter(out_dir, job.output.name, shard) as w:
         for i in range(job.shard_size(shard)):
             rng = np.random.default_rng([job.seed, shard, i])
             seeds = {"run": job.seed, "shard": shard, "index": i}
