@@ -170,7 +170,7 @@ def render_shard(job: RenderJobConfig, shard: int, out_dir: str | Path) -> dict[
             lab["key"] = key
             w.write({"__key__": key, job.output.format: encode(s.image, job.output),
                      "json": orjson.dumps(lab, option=orjson.OPT_SORT_KEYS), "txt": lab["text"].encode()})
-            n = sum(1 for c in lab["text"] if not c.isspace())
+            n = len("".join(lab["text"].split()))  # visible characters
             chars += n
             dropped += lab["dropped_chars"]
             hist["level"][lab["difficulty"]["level"]] += 1

@@ -162,8 +162,15 @@ def sample_crop(rng: np.random.Generator, src_hw: tuple[int, int], out_wh: tuple
 
 def apply_crop(img: np.ndarray, crop: Crop, out_wh: tuple[int, int]) -> np.ndarray:
     a = img[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
-    interp = cv2.INTER_AREA if crop.w >= out_wh[0] else cv2.INTER_LINEAR
-    a = cv2.resize(a, out_wh, interpolation=interp)
+    ow, oh = out_wh
+    if crop.w < ow:
+        a = cv2.resize(a, out_wh, interpolation=cv2.INTER_LINEAR)
+    else:
+        if ow < crop.w < 2 * ow and oh < crop.h < 2 * oh:
+            # OpenCV's area filter is ~5x slower at fractional factors than at whole ones: reach 2x the
+            # output size bilinearly, then halve exactly (within ~0.2 grey levels of the direct result)
+            a = cv2.resize(a, (2 * ow, 2 * oh), interpolation=cv2.INTER_LINEAR)
+        a = cv2.resize(a, out_wh, interpolation=cv2.INTER_AREA)
     return cv2.flip(a, 1) if crop.flip else a
 
 

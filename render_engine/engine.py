@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,6 @@ class Assets:
 _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _DIGIT = re.compile(r"\d")
-_SPACE = re.compile(r"\s")
 
 
 def _colour_lines(colour: np.ndarray, rgbs: list, x0s: list[int], y0s: list[int], x1s: list[int], y1s: list[int],
@@ -91,12 +91,28 @@ def _pick_chars(text: str, idx: np.ndarray) -> str:
     return np.frombuffer(text.encode("utf-32-le"), np.uint32)[idx].tobytes().decode("utf-32-le")
 
 
+def _script_of(ch: str) -> str:
+    if ch.isspace():
+        return "space"
+    for name, rx in (("han", _HAN), ("latin", _LATIN), ("digit", _DIGIT)):
+        if rx.match(ch):
+            return name
+    return "other"
+
+
+_SCRIPT: dict[str, str] = {}
+
+
 def _script_mix(text: str) -> dict[str, float]:
     """Share of visible characters that are Han, Latin letters, digits or other (punctuation, symbols)."""
-    n = len(text) - len(_SPACE.findall(text))
-    han, latin, digit = (len(r.findall(text)) for r in (_HAN, _LATIN, _DIGIT))
-    counts = {"han": han, "latin": latin, "digit": digit, "other": n - han - latin - digit}
-    return {k: round(v / max(n, 1), 4) for k, v in counts.items()}
+    counts = {"han": 0, "latin": 0, "digit": 0, "other": 0, "space": 0}
+    for ch, k in Counter(text).items():  # classify each distinct character once
+        kind = _SCRIPT.get(ch)
+        if kind is None:
+            kind = _SCRIPT[ch] = _script_of(ch)
+        counts[kind] += k
+    n = max(len(text) - counts.pop("space"), 1)
+    return {k: round(v / n, 4) for k, v in counts.items()}
 
 
 def _weighted(rng: np.random.Generator, items: tuple, weights: tuple[float, ...]):

@@ -2,6 +2,7 @@
 
 import logging
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -138,3 +139,18 @@ def test_unreadable_folder_is_reported_and_others_are_used(odd_folder, tmp_path,
     assert problems == [(str(locked), "unreadable folder (Permission denied)")]
     assert len(refs) == len(GOOD) + len(BAD)
     assert any(str(locked) in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records)
+
+
+def test_fractional_downscale_matches_the_area_filter():
+    from render_engine.backgrounds import Crop
+    from render_engine.paths import bundled_backgrounds
+
+    path = sorted(bundled_backgrounds().glob("*.jpg"))[0]
+    img = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    for side in (300, 420, 500):  # factors 1.17, 1.64, 1.95
+        crop = Crop(10, 20, side, side, False)
+        got = apply_crop(img, crop, (256, 256)).astype(np.int16)
+        want = cv2.resize(img[20 : 20 + side, 10 : 10 + side], (256, 256), interpolation=cv2.INTER_AREA)
+        assert np.abs(got - want).mean() < 0.6, side  # no aliasing, no extra blur worth the name
+    flipped = apply_crop(img, Crop(10, 20, 420, 420, True), (256, 256))
+    assert np.array_equal(flipped, apply_crop(img, Crop(10, 20, 420, 420, False), (256, 256))[:, ::-1])
