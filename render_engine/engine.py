@@ -283,7 +283,7 @@ class Renderer:
             oy = baselines[ln_idx]
             cb = atlas.ink[g] + np.stack([ox, oy, ox, oy], 1)
             pos, counts = atlas.pixels(g)
-            flats.append((np.repeat(oy, counts) + atlas.dy[pos]) * W + np.repeat(ox, counts) + atlas.dx[pos])
+            flats.append(np.repeat(oy * W + ox, counts) + atlas.offsets(W)[pos])
             vals.append(atlas.val[pos])
             renum = np.full(len(lens), -1, np.int64)
             renum[present] = np.arange(len(lines), len(lines) + len(present))
@@ -338,7 +338,7 @@ class Renderer:
         for e in params["effects"]:
             if fx.REGISTRY[e["name"]].stage == "image":
                 fx.REGISTRY[e["name"]].apply(layers, e["params"])
-        image = cv2.convertScaleAbs(cv2.max(layers.image, 0.0))  # round and saturate to uint8
+        image = cv2.convertScaleAbs(layers.image)  # round and saturate to uint8 (no layer is ever negative)
         lum = luminance_map(layers.base) if layers.under else (bg_lum if bg_lum is not None else luminance_map(bg))
         return Sample(image, self._label(params, lines, chars, layers, lum), layers.alpha)
 

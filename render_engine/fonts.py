@@ -172,11 +172,12 @@ class FontLibrary:
         Characters no face of the library covers are dropped. Among candidates that cover everything
         left, one is chosen at random; if none does, the one covering most is used and the rest dropped.
         """
-        missing = set(text) - self._union - WHITESPACE
+        need = set(text) - WHITESPACE
+        missing = need - self._union
         dropped = "".join(c for c in text if c in missing) if missing else ""
         kept = "".join(c for c in text if c not in missing) if missing else text
         candidates = candidates or self.faces
-        need = set(kept) - WHITESPACE
+        need -= missing
         full = [f for f in candidates if need <= f.chars]
         if full:
             return full[int(rng.integers(len(full)))], kept, dropped

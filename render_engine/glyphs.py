@@ -51,6 +51,7 @@ class Atlas:
         self.dy = np.zeros(4096, np.int32)
         self.dx = np.zeros(4096, np.int32)
         self.val = np.zeros(4096, np.uint8)
+        self._off, self._off_n, self._off_width = np.zeros(0, np.int64), 0, 0
 
     def add(self, g: Glyph) -> int:
         gid, k = self.n, len(g.val)
@@ -76,6 +77,19 @@ class Atlas:
         self.npix += k
         self.n += 1
         return gid
+
+    def offsets(self, width: int) -> np.ndarray:
+        """Every inked pixel's offset from its glyph's pen position in a row-major image `width` wide
+        (kept, and extended only by the glyphs added since the last call)."""
+        if self._off_width != width:
+            self._off, self._off_n, self._off_width = np.zeros(len(self.dy), np.int64), 0, width
+        if len(self._off) < len(self.dy):
+            self._off = np.concatenate([self._off, np.zeros(len(self.dy) - len(self._off), np.int64)])
+        if self._off_n < self.npix:
+            lo, hi = self._off_n, self.npix
+            self._off[lo:hi] = self.dy[lo:hi].astype(np.int64) * width + self.dx[lo:hi]
+            self._off_n = hi
+        return self._off
 
     def pixels(self, gids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For glyph ids `gids`: the flat positions of all their inked pixels, glyph after glyph, and the

@@ -19,7 +19,8 @@ STAGES = ("text", "geometry", "image")
 
 @dataclass
 class Layers:
-    """Everything an effect may touch. Arrays are float32; colours 0..255, alphas 0..1."""
+    """Everything an effect may touch. Arrays are float32; colours 0..255, alphas 0..1. Effects keep
+    them in range (the final image is rounded and saturated, not clipped at 0)."""
 
     background: np.ndarray  # (H, W, 3)
     alpha: np.ndarray  # (H, W) text coverage

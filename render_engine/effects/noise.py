@@ -20,4 +20,4 @@ class Noise(Effect):
         noise = np.empty(layers.image.shape, np.float32)
         cv2.setRNGSeed(params["seed"])  # OpenCV's generator, seeded per call: 4x faster than numpy's here
         cv2.randn(noise, 0.0, params["sigma"])
-        layers.image = layers.image + noise
+        layers.image = cv2.max(layers.image + noise, 0.0)  # never below black
