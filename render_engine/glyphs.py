@@ -21,8 +21,8 @@ class Glyph:
     """A rendered glyph, relative to the pen on the baseline (x right, y down), in px.
 
     `bitmap` is uint8 coverage (h, w) whose top-left is at (left, -top); `advance` is integral (hinted);
-    `ink` is the tight ink box (x0, y0, x1, y1), None for glyphs without ink (space); `dy`, `dx`, `val`
-    list the inked pixels (offsets and coverage). `gid` is the glyph's row in its table's `Atlas`.
+    `ink` is the tight ink box (x0, y0, x1, y1), None for glyphs without ink (space). `gid` is the glyph's
+    row in its table's `Atlas`, which holds its inked pixels.
     """
 
     bitmap: np.ndarray
@@ -30,9 +30,6 @@ class Glyph:
     top: int
     advance: float
     ink: tuple[int, int, int, int] | None
-    dy: np.ndarray
-    dx: np.ndarray
-    val: np.ndarray
     gid: int = -1
 
 
@@ -48,13 +45,13 @@ class Atlas:
         self.inked = np.zeros(64, bool)
         self.start = np.zeros(64, np.int64)  # first pixel in the flat arrays
         self.count = np.zeros(64, np.int64)  # inked pixels
-        self.dy = np.zeros(4096, np.int32)
-        self.dx = np.zeros(4096, np.int32)
+        self.dy = np.zeros(4096, np.int16)  # inked pixels: offsets from the pen on the baseline, coverage
+        self.dx = np.zeros(4096, np.int16)
         self.val = np.zeros(4096, np.uint8)
-        self._off, self._off_n, self._off_width = np.zeros(0, np.int64), 0, 0
+        self._off, self._off_n, self._off_width = np.zeros(0, np.int32), 0, 0
 
-    def add(self, g: Glyph) -> int:
-        gid, k = self.n, len(g.val)
+    def add(self, g: Glyph, dy: np.ndarray, dx: np.ndarray, val: np.ndarray) -> int:
+        gid, k = self.n, len(val)
         if gid == len(self.advance):
             for name in ("advance", "ink", "inked", "start", "count"):
                 a = getattr(self, name)
@@ -71,9 +68,9 @@ class Atlas:
             self.ink[gid] = g.ink
             self.inked[gid] = True
         self.start[gid], self.count[gid] = self.npix, k
-        self.dy[self.npix : self.npix + k] = g.dy
-        self.dx[self.npix : self.npix + k] = g.dx
-        self.val[self.npix : self.npix + k] = g.val
+        self.dy[self.npix : self.npix + k] = dy
+        self.dx[self.npix : self.npix + k] = dx
+        self.val[self.npix : self.npix + k] = val
         self.npix += k
         self.n += 1
         return gid
@@ -82,12 +79,12 @@ class Atlas:
         """Every inked pixel's offset from its glyph's pen position in a row-major image `width` wide
         (kept, and extended only by the glyphs added since the last call)."""
         if self._off_width != width:
-            self._off, self._off_n, self._off_width = np.zeros(len(self.dy), np.int64), 0, width
+            self._off, self._off_n, self._off_width = np.zeros(len(self.dy), np.int32), 0, width
         if len(self._off) < len(self.dy):
-            self._off = np.concatenate([self._off, np.zeros(len(self.dy) - len(self._off), np.int64)])
+            self._off = np.concatenate([self._off, np.zeros(len(self.dy) - len(self._off), np.int32)])
         if self._off_n < self.npix:
             lo, hi = self._off_n, self.npix
-            self._off[lo:hi] = self.dy[lo:hi].astype(np.int64) * width + self.dx[lo:hi]
+            self._off[lo:hi] = self.dy[lo:hi].astype(np.int32) * width + self.dx[lo:hi]
             self._off_n = hi
         return self._off
 
@@ -111,8 +108,8 @@ class GlyphTable(dict):
         self.ids = _LazyTable(lambda ch: self[ch].gid)
 
     def __missing__(self, ch: str) -> Glyph:
-        g = self._rasterise(ch)
-        g = self[ch] = replace(g, gid=self.atlas.add(g))
+        g, dy, dx, val = self._rasterise(ch)
+        g = self[ch] = replace(g, gid=self.atlas.add(g, dy, dx, val))
         return g
 
     def gids(self, text: str) -> np.ndarray:
@@ -164,7 +161,8 @@ class GlyphCache:
             t = self._tables[key] = GlyphTable(lambda ch: self._rasterise(path, index, px, ch))
         return t
 
-    def _rasterise(self, path: str, index: int, px: int, ch: str) -> Glyph:
+    def _rasterise(self, path: str, index: int, px: int, ch: str) -> tuple[Glyph, np.ndarray, np.ndarray, np.ndarray]:
+        """The glyph, and its inked pixels: y and x offsets from the pen, and coverage."""
         self._count += 1
         face = self._face(path, index, px)
         if ch in " \u3000\u00a0\t":
@@ -173,7 +171,7 @@ class GlyphCache:
             if gi:
                 face.load_glyph(gi, freetype.FT_LOAD_DEFAULT)
                 adv = face.glyph.advance.x / 64.0 or adv
-            return Glyph(np.zeros((0, 0), np.uint8), 0, 0, adv, None, _EMPTY16, _EMPTY16, _EMPTY8)
+            return Glyph(np.zeros((0, 0), np.uint8), 0, 0, adv, None), _EMPTY16, _EMPTY16, _EMPTY8
         face.load_char(ch, _LOAD_FLAGS)
         slot = face.glyph
         bm = slot.bitmap
@@ -190,8 +188,8 @@ class GlyphCache:
         ys, xs = np.nonzero(arr)
         if len(ys):
             ink = (left + int(xs.min()), int(ys.min()) - top, left + int(xs.max()) + 1, int(ys.max()) + 1 - top)
-        return Glyph(arr, left, top, round(slot.advance.x / 64.0), ink, (ys - top).astype(np.int16),
-                     (xs + left).astype(np.int16), arr[ys, xs])
+        return (Glyph(arr, left, top, round(slot.advance.x / 64.0), ink), (ys - top).astype(np.int16),
+                (xs + left).astype(np.int16), arr[ys, xs])
 
     def advances(self, path: str, index: int, px: int) -> dict[str, float]:
         """A dict char -> advance (px) for one face and size that fills itself on first use of a char."""
