@@ -296,8 +296,6 @@ class Renderer:
             for k, base in zip(present.tolist(), baselines[present].tolist(), strict=True):
                 lines.append({"text": blk["lines"][k], "block": bi, "font": face.id, "char_px": px,
                               "colour": tuple(blk["colours"][k]), "_baseline": base})
-        if len(lines) > 254:
-            raise ValueError(f"{len(lines)} lines in one sample (at most 254)")
         colour = np.zeros((H, W, 3), np.uint8)
         if not lines:
             return np.zeros((H, W), np.float32), colour.astype(np.float32), lines, ("", np.zeros(0, np.int64)), np.zeros((0, 4))

@@ -149,3 +149,16 @@ def test_every_inked_pixel_takes_its_own_lines_colour_even_where_ink_boxes_overl
     assert tuple(colour[30, 10]) == rgbs[2]  # padding below line 2
     assert (colour[23, 2:20] == rgbs[2]).all()  # line 2's top row, inside line 1's padding
     assert tuple(colour[25, 35]) == (0, 0, 0)  # away from every line
+
+
+def test_tall_pages_hold_hundreds_of_lines_with_exact_labels():
+    """No cap on lines per sample (an 8-bit colour index once limited it to 254)."""
+    from render_engine.config import EffectsConfig, LayoutConfig
+
+    cfg = RenderConfig(width=400, height=1600, levels=(5,), text=TextConfig(langs=("en",), char_px=(5, 5)),
+                       layout=LayoutConfig(page_prob=1.0, columns_prob=1.0, line_spacing=(1.15, 1.15)),
+                       effects=EffectsConfig(strength=0.0))
+    r = Renderer(cfg)
+    s = r.generate(np.random.default_rng(0))
+    assert len(s.label["lines"]) > 300
+    check_label(r, s, char_px=(5, 5))
