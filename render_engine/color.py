@@ -62,10 +62,3 @@ def colours_for_contrast(rng: np.random.Generator, bg_lums, target: float, satur
         lin[todo] = np.clip(want[todo], 0.0, 1.0)
     srgb = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
     return np.clip(np.rint(srgb * 255), 0, 255).astype(np.int64).tolist()
-
-
-def colour_for_contrast(rng: np.random.Generator, bg_lum: float, target: float,
-                        saturation: float = 0.5) -> tuple[int, int, int]:
-    """`colours_for_contrast` for one background luminance."""
-    r, g, b = colours_for_contrast(rng, [bg_lum], target, saturation)[0]
-    return r, g, b

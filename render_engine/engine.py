@@ -129,10 +129,10 @@ class Renderer:
         self.effects = fx.ordered(cfg.effects.enabled)
 
     # ---- measuring -------------------------------------------------------------------------------
-    def _measure(self, face: FontFace, px: int):
-        table = self.assets.glyphs.advances(face.path, face.index, px)
-        get = table.__getitem__
-        return (lambda s: sum(map(get, s))), get
+    def _width(self, face: FontFace, px: int):
+        """A function: string -> its advance width in px, in `face` at `px` (for line breaking)."""
+        get = self.assets.glyphs.advances(face.path, face.index, px).__getitem__
+        return lambda s: sum(map(get, s))
 
     # ---- sampling --------------------------------------------------------------------------------
     def background_pool(self, rng: np.random.Generator) -> list[int]:
@@ -220,7 +220,7 @@ class Renderer:
         face, text, lost = fonts.pick(text, cands, rng)
         indent = (2.0 if lang != "en" else 1.5) if (page and rng.random() < 0.5) else 0.0
         align = "left" if page else str(_weighted(rng, ("left", "center", "right"), (0.6, 0.25, 0.15)))
-        width, _ = self._measure(face, px)
+        width = self._width(face, px)
         lines = fill(text, width, rows * columns, col_w, indent, px)
         if not lines:
             return None, lost

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from render_engine.color import colour_for_contrast, colours_for_contrast, contrast_ratio, luminance
+from render_engine.color import colours_for_contrast, contrast_ratio, luminance
 
 
 @pytest.mark.parametrize("target", [1.5, 3.0, 4.5, 7.0])
@@ -24,5 +24,3 @@ def test_colours_vary_in_hue_and_side_and_follow_the_seed():
     assert len({tuple(c) for c in a}) > 30  # hues differ
     lums = [luminance(c) for c in a]
     assert min(lums) < 0.2 < max(lums)  # both darker and lighter than the background, when both can reach it
-    one = colour_for_contrast(np.random.default_rng(1), 0.2, 3.0)
-    assert isinstance(one, tuple) and contrast_ratio(luminance(one), 0.2) == pytest.approx(3.0, rel=0.04)
