@@ -6,7 +6,8 @@ Everything downstream (layout, composition) works on these cached numpy bitmaps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import ctypes
+from dataclasses import dataclass
 
 import freetype
 import numpy as np
@@ -108,8 +109,9 @@ class GlyphTable(dict):
         self.ids = _LazyTable(lambda ch: self[ch].gid)
 
     def __missing__(self, ch: str) -> Glyph:
-        g, dy, dx, val = self._rasterise(ch)
-        g = self[ch] = replace(g, gid=self.atlas.add(g, dy, dx, val))
+        g, dy, dx, val = self._rasterise(ch, self.atlas.n)
+        self.atlas.add(g, dy, dx, val)
+        self[ch] = g
         return g
 
     def gids(self, text: str) -> np.ndarray:
@@ -158,11 +160,12 @@ class GlyphCache:
         key = (path, index, px)
         t = self._tables.get(key)
         if t is None:
-            t = self._tables[key] = GlyphTable(lambda ch: self._rasterise(path, index, px, ch))
+            t = self._tables[key] = GlyphTable(lambda ch, gid: self._rasterise(path, index, px, ch, gid))
         return t
 
-    def _rasterise(self, path: str, index: int, px: int, ch: str) -> tuple[Glyph, np.ndarray, np.ndarray, np.ndarray]:
-        """The glyph, and its inked pixels: y and x offsets from the pen, and coverage."""
+    def _rasterise(self, path: str, index: int, px: int, ch: str, gid: int = -1
+                   ) -> tuple[Glyph, np.ndarray, np.ndarray, np.ndarray]:
+        """The glyph (atlas row `gid`), and its inked pixels: y and x offsets from the pen, and coverage."""
         self._count += 1
         face = self._face(path, index, px)
         if ch in " \u3000\u00a0\t":
@@ -171,13 +174,13 @@ class GlyphCache:
             if gi:
                 face.load_glyph(gi, freetype.FT_LOAD_DEFAULT)
                 adv = face.glyph.advance.x / 64.0 or adv
-            return Glyph(np.zeros((0, 0), np.uint8), 0, 0, adv, None), _EMPTY16, _EMPTY16, _EMPTY8
+            return Glyph(np.zeros((0, 0), np.uint8), 0, 0, adv, None, gid), _EMPTY16, _EMPTY16, _EMPTY8
         face.load_char(ch, _LOAD_FLAGS)
         slot = face.glyph
         bm = slot.bitmap
         rows, width, pitch = bm.rows, bm.width, bm.pitch
-        if width and rows and pitch > 0:  # read FreeType's buffer in place (bm.buffer builds a Python list)
-            raw = np.ctypeslib.as_array(bm._FT_Bitmap.buffer, shape=(rows * pitch,))
+        if width and rows and pitch > 0:  # copy FreeType's buffer at once (bm.buffer builds a Python list)
+            raw = np.frombuffer(ctypes.string_at(bm._FT_Bitmap.buffer, rows * pitch), np.uint8)
             arr = raw.reshape(rows, pitch)[:, :width].copy()
         elif width and rows:
             arr = np.array(bm.buffer, dtype=np.uint8).reshape(rows, abs(pitch))[:, :width].copy()
@@ -185,10 +188,10 @@ class GlyphCache:
             arr = np.zeros((0, 0), np.uint8)
         ink = None
         left, top = slot.bitmap_left, slot.bitmap_top
-        ys, xs = np.nonzero(arr)
+        ys, xs = np.nonzero(arr)  # row-major: ys ascend
         if len(ys):
-            ink = (left + int(xs.min()), int(ys.min()) - top, left + int(xs.max()) + 1, int(ys.max()) + 1 - top)
-        return (Glyph(arr, left, top, round(slot.advance.x / 64.0), ink), (ys - top).astype(np.int16),
+            ink = (left + int(xs.min()), int(ys[0]) - top, left + int(xs.max()) + 1, int(ys[-1]) + 1 - top)
+        return (Glyph(arr, left, top, round(slot.advance.x / 64.0), ink, gid), (ys - top).astype(np.int16),
                 (xs + left).astype(np.int16), arr[ys, xs])
 
     def advances(self, path: str, index: int, px: int) -> dict[str, float]:
