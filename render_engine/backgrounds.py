@@ -160,6 +160,12 @@ def sample_crop(rng: np.random.Generator, src_hw: tuple[int, int], out_wh: tuple
     return Crop(x, y, cw, ch, bool(rng.random() < 0.5))
 
 
+def box_sum(integral: np.ndarray, x0, y0, x1, y1):
+    """Sum of the image over [y0, y1) x [x0, x1) from its integral image (`cv2.integral`); the corners
+    may be arrays, giving one sum per box."""
+    return integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+
+
 def apply_crop(img: np.ndarray, crop: Crop, out_wh: tuple[int, int]) -> np.ndarray:
     a = img[crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
     ow, oh = out_wh
@@ -198,10 +204,8 @@ class BackgroundSet:
 
     def busyness(self, i: int, crop: Crop, out_w: int) -> float:
         """Mean luminance-gradient magnitude of a crop, per output pixel, from a cached integral image."""
-        integ = self._load(i)[1]
         x, y, w, h = crop.x, crop.y, crop.w, crop.h
-        total = integ[y + h, x + w] - integ[y, x + w] - integ[y + h, x] + integ[y, x]
-        return float(total / (w * h) * (w / out_w))
+        return float(box_sum(self._load(i)[1], x, y, x + w, y + h) / (w * h) * (w / out_w))
 
     def _load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         if i in self.bad:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from . import effects as fx
-from .backgrounds import BackgroundSet, Crop, apply_crop, expand_sources, sample_crop
+from .backgrounds import BackgroundSet, Crop, apply_crop, box_sum, expand_sources, sample_crop
 from .color import colours_for_contrast, contrast_ratio, luminance, luminance_map
 from .config import RenderConfig
 from .fonts import FontFace, FontLibrary
@@ -232,8 +232,7 @@ class Renderer:
         x0 = (x + col * (col_w + gap)).astype(np.int64)
         ih, iw = bg_int.shape[0] - 1, bg_int.shape[1] - 1
         y1, x1 = np.minimum(y0 + int(px * spacing) + 1, ih), np.minimum(x0 + int(col_w) + 1, iw)
-        sums = bg_int[y1, x1] - bg_int[y0, x1] - bg_int[y1, x0] + bg_int[y0, x0]
-        local = (sums / ((y1 - y0) * (x1 - x0))).tolist()
+        local = (box_sum(bg_int, x0, y0, x1, y1) / ((y1 - y0) * (x1 - x0))).tolist()
         colours = colours_for_contrast(rng, local, target)
         block = {"region": list(region), "font": face.id, "char_px": px, "line_spacing": spacing, "align": align,
                  "columns": columns, "gap": gap, "indent": indent, "colours": colours,
@@ -370,9 +369,8 @@ class Renderer:
             lq = quads[:n]
             x0, y0 = np.maximum(np.floor(lq.min(1)).astype(np.int64), 0).T
             x1, y1 = np.minimum(np.ceil(lq.max(1)).astype(np.int64), [W, H]).T
-            ia, il = cv2.integral(a), cv2.integral(cv2.multiply(lum, a))
-            wsum = ia[y1, x1] - ia[y0, x1] - ia[y1, x0] + ia[y0, x0]
-            lsum = il[y1, x1] - il[y0, x1] - il[y1, x0] + il[y0, x0]
+            wsum = box_sum(cv2.integral(a), x0, y0, x1, y1)
+            lsum = box_sum(cv2.integral(cv2.multiply(lum, a)), x0, y0, x1, y1)
             under = (lsum / np.maximum(wsum, 1e-6)).tolist()
             for ln, q, u in zip(lines, np.round(lq, 3).tolist(), under, strict=True):
                 ln["box"] = q

@@ -31,7 +31,7 @@ class Glyph:
     top: int
     advance: float
     ink: tuple[int, int, int, int] | None
-    gid: int = -1
+    gid: int
 
 
 class Atlas:
@@ -51,19 +51,15 @@ class Atlas:
         self.val = np.zeros(4096, np.uint8)
         self._off, self._off_n, self._off_width = np.zeros(0, np.int32), 0, 0
 
-    def add(self, g: Glyph, dy: np.ndarray, dx: np.ndarray, val: np.ndarray) -> int:
+    def add(self, g: Glyph, dy: np.ndarray, dx: np.ndarray, val: np.ndarray) -> None:
+        """Append glyph `g` (its `gid` must be `n`) with its inked pixels."""
         gid, k = self.n, len(val)
         if gid == len(self.advance):
             for name in ("advance", "ink", "inked", "start", "count"):
-                a = getattr(self, name)
-                setattr(self, name, np.concatenate([a, np.zeros_like(a)]))
+                setattr(self, name, _grown(getattr(self, name), 2 * gid))
         if self.npix + k > len(self.val):
-            cap = max(2 * len(self.val), self.npix + k)
             for name in ("dy", "dx", "val"):
-                a = getattr(self, name)
-                b = np.zeros(cap, a.dtype)
-                b[: self.npix] = a[: self.npix]
-                setattr(self, name, b)
+                setattr(self, name, _grown(getattr(self, name), max(2 * len(self.val), self.npix + k)))
         self.advance[gid] = g.advance
         if g.ink is not None:
             self.ink[gid] = g.ink
@@ -74,7 +70,6 @@ class Atlas:
         self.val[self.npix : self.npix + k] = val
         self.npix += k
         self.n += 1
-        return gid
 
     def offsets(self, width: int) -> np.ndarray:
         """Every inked pixel's offset from its glyph's pen position in a row-major image `width` wide
@@ -82,7 +77,7 @@ class Atlas:
         if self._off_width != width:
             self._off, self._off_n, self._off_width = np.zeros(len(self.dy), np.int32), 0, width
         if len(self._off) < len(self.dy):
-            self._off = np.concatenate([self._off, np.zeros(len(self.dy) - len(self._off), np.int32)])
+            self._off = _grown(self._off, len(self.dy))
         if self._off_n < self.npix:
             lo, hi = self._off_n, self.npix
             self._off[lo:hi] = self.dy[lo:hi].astype(np.int32) * width + self.dx[lo:hi]
@@ -96,6 +91,11 @@ class Atlas:
         ends = np.cumsum(counts)
         pos = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(self.start[gids] - (ends - counts), counts)
         return pos, counts
+
+
+def _grown(a: np.ndarray, n: int) -> np.ndarray:
+    """`a` extended with zeros to length `n` (along its first axis)."""
+    return np.concatenate([a, np.zeros((n - len(a), *a.shape[1:]), a.dtype)])
 
 
 class GlyphTable(dict):
@@ -163,7 +163,7 @@ class GlyphCache:
             t = self._tables[key] = GlyphTable(lambda ch, gid: self._rasterise(path, index, px, ch, gid))
         return t
 
-    def _rasterise(self, path: str, index: int, px: int, ch: str, gid: int = -1
+    def _rasterise(self, path: str, index: int, px: int, ch: str, gid: int
                    ) -> tuple[Glyph, np.ndarray, np.ndarray, np.ndarray]:
         """The glyph (atlas row `gid`), and its inked pixels: y and x offsets from the pen, and coverage."""
         self._count += 1
