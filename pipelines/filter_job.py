@@ -27,7 +27,16 @@ from textinfuse.configio import config_hash, to_dict
 from .executors import Executor, LocalExecutor
 from .filters import ordered
 from .progress import Progress
-from .shards import ShardWriter, read_stats, sample_key, shard_name, stats_name, sweep_tmp, write_json_atomic
+from .shards import (
+    ShardWriter,
+    json_bytes,
+    read_stats,
+    sample_key,
+    shard_name,
+    stats_name,
+    sweep_tmp,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -195,16 +204,14 @@ def filter_unit(shared: tuple[FilterConfig, str, str], unit: Unit) -> dict[str, 
             if rec["keep"]:
                 rec = dict(rec, key=sample_key(unit.index, k))
                 w.write({"__key__": rec["key"], ext: data, "json": orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)})
-        size, sha = w.publish()
-    part = out / "scores" / f"part-{unit.index:06d}.jsonl"
-    part.parent.mkdir(exist_ok=True)
-    tmp = part.with_suffix(".tmp")
-    tmp.write_bytes(b"\n".join(lines) + (b"\n" if lines else b""))
-    tmp.replace(part)
-    stats = {"shard": unit.index, "file": shard_name(cfg.name, unit.index), "inputs": len(unit.refs), "count": w.count,
-             "members": w.members, "bytes": size, "sha256": sha, "config_hash": job_hash, "reasons": dict(reasons),
-             "wall_s": round(time.perf_counter() - t0, 3), "cpu_s": round(time.process_time() - c0, 3)}
-    write_json_atomic(out / stats_name(cfg.name, unit.index), stats)
+        size, sha = w.finish()
+        stats = {"shard": unit.index, "file": shard_name(cfg.name, unit.index), "inputs": len(unit.refs),
+                 "count": w.count, "members": w.members, "bytes": size, "sha256": sha, "config_hash": job_hash,
+                 "reasons": dict(reasons), "wall_s": round(time.perf_counter() - t0, 3),
+                 "cpu_s": round(time.process_time() - c0, 3)}
+        (out / "scores").mkdir(exist_ok=True)
+        w.publish([(out / "scores" / f"part-{unit.index:06d}.jsonl", b"\n".join(lines) + (b"\n" if lines else b"")),
+                   (out / stats_name(cfg.name, unit.index), json_bytes(stats))])
     return stats
 
 

@@ -1,8 +1,10 @@
 """WebDataset shard files: names, atomic publishing, per-shard stats (the "done" marker).
 
-A shard is written to `OUT/_tmp/`, fsynced, re-read to check its member count, moved into place with
-`os.replace`, and only then is its stats file written (atomically too). A crash can leave a stale temp
-file, never a partial `.tar` under a final name; a shard without its stats file is not done.
+A shard is written to `OUT/_tmp/`, fsynced and re-read to check its member count; its stats file (and
+any other file that goes with it) is written and fsynced in `OUT/_tmp/` too; only then do they move into
+place with `os.replace`, the tar first and the stats file last. A crash can leave a stale temp file, never
+a partial `.tar` under a final name; a shard without its stats file is not done; a full disk fails a
+shard before anything of it is published.
 """
 
 from __future__ import annotations
@@ -43,21 +45,35 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def json_bytes(obj: Any) -> bytes:
+    """How stats and manifests are written: sorted keys, one space indent, UTF-8."""
+    return json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=True).encode()
+
+
+def _staged(tmp_dir: Path, path: Path, data: bytes) -> Path:
+    """`data` written and fsynced in `tmp_dir`, under a name for `path`; nothing left behind on failure."""
+    tmp = tmp_dir / (path.name + f".{os.getpid()}.part")
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.parent / TMP / (path.name + f".{os.getpid()}.part")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=True).encode()
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    os.replace(_staged(path.parent / TMP, path, json_bytes(obj)), path)
     _fsync_dir(path.parent)
 
 
 class ShardWriter:
     """Writes one shard's samples (dicts of `__key__` and extension -> bytes) with fixed tar metadata,
-    so the same samples always give the same bytes. Use as a context manager; `publish()` at the end."""
+    so the same samples always give the same bytes. Use as a context manager; at the end, `finish()`, then
+    `publish(...)` with the files that go with the shard (its stats last)."""
 
     def __init__(self, out_dir: Path, name: str, shard: int):
         self.final = out_dir / shard_name(name, shard)
@@ -75,8 +91,8 @@ class ShardWriter:
         self.count += 1
         self.members += sum(1 for k in sample if not k.startswith("_"))
 
-    def publish(self) -> tuple[int, str]:
-        """Finish, check, and move into place; return (bytes, sha256)."""
+    def finish(self) -> tuple[int, str]:
+        """End the tar, fsync it and check its member count; return (bytes, sha256)."""
         self._tw.close()
         self._hf.close()  # flush + fsync
         with open(self.tmp, "rb") as f:
@@ -84,10 +100,24 @@ class ShardWriter:
                 n = sum(1 for _ in tf)
         if n != self.members:
             raise OSError(f"{self.tmp}: {n} members written, expected {self.members}")
-        size = self.tmp.stat().st_size
+        return self.tmp.stat().st_size, self._sha.hexdigest()
+
+    def publish(self, then: list[tuple[Path, bytes]] = ()) -> None:
+        """Move the finished tar into place, then `then`'s files in order (the stats file, the done marker,
+        last). All of them are written and fsynced first, so running out of disk publishes nothing."""
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for path, data in then:
+                staged.append((_staged(self.tmp.parent, path, data), path))
+        except BaseException:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+            raise
         os.replace(self.tmp, self.final)
-        _fsync_dir(self.final.parent)
-        return size, self._sha.hexdigest()
+        for tmp, path in staged:
+            os.replace(tmp, path)
+        for d in {self.final.parent, *(path.parent for _, path in staged)}:
+            _fsync_dir(d)
 
     def abort(self) -> None:
         """Drop the temp file (on any error while writing)."""

@@ -11,11 +11,7 @@ import struct
 import zlib
 
 import numpy as np
-
-try:  # optional: `pip install isal` (in the train extra); zlib works, only slower
-    from isal import isal_zlib as _inflate_lib
-except ImportError:  # pragma: no cover - depends on the environment
-    _inflate_lib = zlib
+from isal import isal_zlib as _inflate_lib
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS = {0: 1, 2: 3, 6: 4}  # grey, RGB, RGBA (8-bit only)

@@ -15,9 +15,9 @@ from pipelines.render_job import OutputConfig, RenderJobConfig, run_render
 from pipelines.verify import verify
 from render_engine.config import LayoutConfig, RenderConfig
 
-# slow enough per shard (about a second) to be caught mid-shard
-JOB = RenderJobConfig(seed=3, num_samples=150, render=RenderConfig(layout=LayoutConfig(page_prob=1.0)),
-                      output=OutputConfig(samples_per_shard=25))
+# slow enough per shard (about a second: 100 dense pages) to be caught mid-shard
+JOB = RenderJobConfig(seed=3, num_samples=600, render=RenderConfig(layout=LayoutConfig(page_prob=1.0)),
+                      output=OutputConfig(samples_per_shard=100))
 
 
 @pytest.fixture(scope="module")

@@ -105,6 +105,32 @@ def test_disk_full_leaves_no_partial_shard(tiny_job, tmp_path, monkeypatch):
     assert man["totals"]["samples"] == 12 and not man["failed_shards"]
 
 
+def test_disk_full_at_the_stats_file_publishes_nothing_of_the_shard(tiny_job, tiny_dataset, tmp_path, monkeypatch):
+    from pipelines import shards
+
+    real, calls = shards._staged, {"n": 0}
+
+    def flaky(tmp_dir, path, data):  # the stats file of shard 1, both attempts
+        calls["n"] += 1
+        if path.name == "textinfuse-000001.stats.json":
+            with open(tmp_dir / "half-written.part", "wb") as f:  # what a full disk leaves: a partial file
+                f.write(data[: len(data) // 2])
+            (tmp_dir / "half-written.part").unlink()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(tmp_dir, path, data)
+
+    monkeypatch.setattr(shards, "_staged", flaky)
+    man = run_render(tiny_job, tmp_path)
+    assert [f["shard"] for f in man["failed_shards"]] == [1] and calls["n"] >= 4
+    assert not (tmp_path / "textinfuse-000001.tar").exists()  # the tar was whole, but it never moved into place
+    assert not list((tmp_path / "_tmp").iterdir())
+    monkeypatch.setattr(shards, "_staged", real)
+    man = run_render(tiny_job, tmp_path)
+    assert not man["failed_shards"]
+    for p in tiny_dataset.glob("*.tar"):
+        assert (tmp_path / p.name).read_bytes() == p.read_bytes()
+
+
 def test_preview_draws_a_grid(tiny_dataset, tmp_path):
     from PIL import Image
 
@@ -155,6 +181,7 @@ def test_tar_layout_matches_webdataset_tarwriter(tmp_path):
     with ShardWriter(tmp_path, "x", 3) as w:
         for s in samples:
             w.write(s)
+        w.finish()
         w.publish()
     with open(tmp_path / "ref.tar", "wb") as f:
         tw = wds.TarWriter(f, encoder=False, mtime=0, user="textinfuse", group="textinfuse", mode=0o444)
