@@ -95,9 +95,7 @@ class ShardWriter:
         """End the tar, fsync it and check its member count; return (bytes, sha256)."""
         self._tw.close()
         self._hf.close()  # flush + fsync
-        with open(self.tmp, "rb") as f:
-            with tarfile.open(fileobj=f, mode="r:") as tf:
-                n = sum(1 for _ in tf)
+        n = count_members(self.tmp)
         if n != self.members:
             raise OSError(f"{self.tmp}: {n} members written, expected {self.members}")
         return self.tmp.stat().st_size, self._sha.hexdigest()
@@ -193,6 +191,32 @@ class _HashingFile(io.RawIOBase):
             os.fsync(self._f.fileno())
             self._f.close()
         super().close()
+
+
+def count_members(path: Path) -> int:
+    """Members of a tar written by `_TarStream`, by walking its headers (a header's checksum, size, and
+    the end-of-archive blocks are checked; no member is read). OSError if the framing is wrong."""
+    n, pos = 0, 0
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        while True:
+            f.seek(pos)
+            hdr = f.read(tarfile.BLOCKSIZE)
+            if len(hdr) < tarfile.BLOCKSIZE:
+                raise OSError(f"{path}: truncated at byte {pos}")
+            if hdr == bytes(tarfile.BLOCKSIZE):  # end of archive
+                return n
+            try:
+                stored = int(hdr[148:156].rstrip(b"\0 ").decode() or "-1", 8)
+                length = int(hdr[124:136].rstrip(b"\0 ").decode(), 8)
+            except ValueError:
+                stored, length = -1, 0
+            if stored != sum(hdr[:148]) + 8 * 32 + sum(hdr[156:]):
+                raise OSError(f"{path}: bad tar header at byte {pos}")
+            n += 1
+            pos += tarfile.BLOCKSIZE * (1 + -(-length // tarfile.BLOCKSIZE))
+            if pos > size:
+                raise OSError(f"{path}: member at byte {pos} runs past the end")
 
 
 def sha256_file(path: Path) -> str:

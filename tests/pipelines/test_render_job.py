@@ -191,6 +191,24 @@ def test_tar_layout_matches_webdataset_tarwriter(tmp_path):
     assert (tmp_path / "x-000003.tar").read_bytes() == (tmp_path / "ref.tar").read_bytes()
 
 
+def test_member_count_walks_the_headers_and_catches_broken_framing(tiny_dataset, tmp_path):
+    import tarfile
+
+    from pipelines.shards import count_members
+
+    tar = tiny_dataset / "textinfuse-000000.tar"
+    with tarfile.open(tar) as tf:
+        assert count_members(tar) == len(tf.getmembers()) == 15
+    data = tar.read_bytes()
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])  # a name byte: the checksum fails
+    with pytest.raises(OSError, match="bad tar header at byte 0"):
+        count_members(bad)
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(OSError, match="runs past the end|truncated"):
+        count_members(bad)
+
+
 @pytest.mark.slow
 def test_ray_data_reads_the_shards_without_adapters(tiny_dataset, ray_cluster):
     import ray
