@@ -22,6 +22,7 @@ from isal import isal_zlib
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FILTERS = ("none", "sub", "up", "average", "paeth")  # PNG filter types 0-4, in this order
 COLOUR_TYPE = {1: 0, 3: 2, 4: 6}  # channels -> grey, RGB, RGBA
+_CHUNK = 1 << 18  # bytes of image rows filtered at a time by the filters that need temporaries
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
@@ -54,20 +55,25 @@ def _rows(x: np.ndarray, row_filter: str, bpp: int) -> np.ndarray:
     """(H, 1 + stride) filter-type byte plus filtered row."""
     h, stride = x.shape
     out = np.empty((h, stride + 1), np.uint8)
-    if row_filter == "adaptive":
-        cand = np.stack([_filtered(x, k, bpp) for k in range(len(FILTERS))])
-        cost = np.minimum(cand, 256 - cand.astype(np.int16)).sum(2, dtype=np.int64)  # |signed byte|
-        best = cost.argmin(0)  # first minimum: ties go to the simpler filter, as in libpng
-        out[:, 0] = best
-        out[:, 1:] = cand[best, np.arange(h)]
-        return out
-    kind = FILTERS.index(row_filter)
-    out[:, 0] = kind
-    if kind == 2:  # the default, without temporaries
+    kind = FILTERS.index(row_filter) if row_filter != "adaptive" else -1
+    if kind == 2:  # the default, in place, without temporaries
+        out[:, 0] = kind
         out[0, 1:] = x[0]
         np.subtract(x[1:], x[:-1], out=out[1:, 1:])
-    else:
-        out[:, 1:] = _filtered(x, kind, bpp)
+        return out
+    step = max(1, _CHUNK // stride)  # rows at a time, so a large image's temporaries stay small
+    for r0 in range(0, h, step):
+        r1 = min(h, r0 + step)
+        lo = max(r0 - 1, 0)  # with the row above, which every filter but Sub may read
+        if kind >= 0:
+            out[r0:r1, 0] = kind
+            out[r0:r1, 1:] = _filtered(x[lo:r1], kind, bpp)[r0 - lo :]
+            continue
+        cand = np.stack([_filtered(x[lo:r1], k, bpp)[r0 - lo :] for k in range(len(FILTERS))])
+        cost = np.minimum(cand, 256 - cand.astype(np.int16)).sum(2, dtype=np.int64)  # |signed byte|
+        best = cost.argmin(0)  # first minimum: ties go to the simpler filter, as in libpng
+        out[r0:r1, 0] = best
+        out[r0:r1, 1:] = cand[best, np.arange(r1 - r0)]
     return out
 
 

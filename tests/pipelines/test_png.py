@@ -44,6 +44,16 @@ def test_every_filter_and_level_reads_back_exactly(photo, row_filter, level):
         assert encode_png(img, level, row_filter) == data  # deterministic
 
 
+@pytest.mark.parametrize("rows_at_a_time", [1, 2, 7])
+def test_large_images_filtered_in_chunks_give_the_same_bytes(photo, monkeypatch, rows_at_a_time):
+    import pipelines.png as png
+
+    whole = {f: encode_png(photo, 1, f) for f in [*FILTERS, "adaptive"]}
+    monkeypatch.setattr(png, "_CHUNK", photo.shape[1] * 3 * rows_at_a_time)
+    for f, data in whole.items():
+        assert encode_png(photo, 1, f) == data, f
+
+
 def test_files_are_no_bigger_than_libpng_at_level_1(photo):
     ours = len(encode_png(photo, 1, "up"))
     libpng = len(cv2.imencode(".png", photo[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])[1])
