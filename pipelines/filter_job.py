@@ -27,16 +27,7 @@ from textinfuse.configio import config_hash, to_dict
 from .executors import Executor, LocalExecutor
 from .filters import ordered
 from .progress import Progress
-from .shards import (
-    ShardWriter,
-    json_bytes,
-    read_stats,
-    sample_key,
-    shard_name,
-    stats_name,
-    sweep_tmp,
-    write_json_atomic,
-)
+from .shards import ShardWriter, read_stats, sample_key, shard_name, sweep_tmp, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +201,7 @@ def filter_unit(shared: tuple[FilterConfig, str, str], unit: Unit) -> dict[str, 
                  "reasons": dict(reasons), "wall_s": round(time.perf_counter() - t0, 3),
                  "cpu_s": round(time.process_time() - c0, 3)}
         (out / "scores").mkdir(exist_ok=True)
-        w.publish([(out / "scores" / f"part-{unit.index:06d}.jsonl", b"\n".join(lines) + (b"\n" if lines else b"")),
-                   (out / stats_name(cfg.name, unit.index), json_bytes(stats))])
+        w.publish(stats, [(out / "scores" / f"part-{unit.index:06d}.jsonl", b"\n".join(lines) + (b"\n" if lines else b""))])
     return stats
 
 

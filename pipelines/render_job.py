@@ -28,16 +28,7 @@ from textinfuse.configio import config_hash, to_dict
 from .executors import Executor, LocalExecutor
 from .png import encode_png
 from .progress import Progress
-from .shards import (
-    ShardWriter,
-    json_bytes,
-    read_stats,
-    sample_key,
-    shard_name,
-    stats_name,
-    sweep_tmp,
-    write_json_atomic,
-)
+from .shards import ShardWriter, read_stats, sample_key, shard_name, sweep_tmp, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +190,7 @@ def render_shard(job: RenderJobConfig, shard: int, out_dir: str | Path) -> dict[
             "wall_s": round(time.perf_counter() - t0, 3), "cpu_s": round(time.process_time() - c0, 3),
             "versions": versions(),
         }
-        w.publish([(out_dir / stats_name(job.output.name, shard), json_bytes(stats))])
+        w.publish(stats)
     return stats
 
 

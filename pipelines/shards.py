@@ -14,6 +14,7 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +74,11 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 class ShardWriter:
     """Writes one shard's samples (dicts of `__key__` and extension -> bytes) with fixed tar metadata,
     so the same samples always give the same bytes. Use as a context manager; at the end, `finish()`, then
-    `publish(...)` with the files that go with the shard (its stats last)."""
+    `publish(stats)`."""
 
     def __init__(self, out_dir: Path, name: str, shard: int):
         self.final = out_dir / shard_name(name, shard)
+        self.stats_path = out_dir / stats_name(name, shard)
         self.tmp = out_dir / TMP / (self.final.name + f".{os.getpid()}.part")
         self.tmp.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.tmp, "wb")
@@ -100,9 +102,10 @@ class ShardWriter:
             raise OSError(f"{self.tmp}: {n} members written, expected {self.members}")
         return self.tmp.stat().st_size, self._sha.hexdigest()
 
-    def publish(self, then: list[tuple[Path, bytes]] = ()) -> None:
-        """Move the finished tar into place, then `then`'s files in order (the stats file, the done marker,
-        last). All of them are written and fsynced first, so running out of disk publishes nothing."""
+    def publish(self, stats: dict[str, Any] | None, also: Sequence[tuple[Path, bytes]] = ()) -> None:
+        """Move the finished tar into place, then the files in `also`, then the stats file (the done marker).
+        All of them are written and fsynced first, so running out of disk publishes nothing."""
+        then = [*also, *([(self.stats_path, json_bytes(stats))] if stats is not None else [])]
         staged: list[tuple[Path, Path]] = []
         try:
             for path, data in then:
@@ -194,8 +197,8 @@ class _HashingFile(io.RawIOBase):
 
 
 def count_members(path: Path) -> int:
-    """Members of a tar written by `_TarStream`, by walking its headers (a header's checksum, size, and
-    the end-of-archive blocks are checked; no member is read). OSError if the framing is wrong."""
+    """Members of a tar written by `_TarStream`, by walking its headers up to the first zero block (each
+    header's checksum and size are checked; no member is read). OSError if the framing is wrong."""
     n, pos = 0, 0
     size = os.path.getsize(path)
     with open(path, "rb") as f:

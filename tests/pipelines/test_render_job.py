@@ -182,7 +182,7 @@ def test_tar_layout_matches_webdataset_tarwriter(tmp_path):
         for s in samples:
             w.write(s)
         w.finish()
-        w.publish()
+        w.publish(None)
     with open(tmp_path / "ref.tar", "wb") as f:
         tw = wds.TarWriter(f, encoder=False, mtime=0, user="textinfuse", group="textinfuse", mode=0o444)
         for s in samples:
