@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,15 +22,17 @@ from typing import Any
 import cv2
 import orjson
 
-from render_engine.backgrounds import BadImage, BgRef, decode_with_info, expand_sources
+from render_engine.backgrounds import BadImage, BgRef, decode_with_info, expand_sources, name_fields
 from textinfuse.configio import config_hash, to_dict
 
 from .executors import Executor, LocalExecutor
 from .filters import ordered
+from .jobdir import Identity, claim
 from .progress import Progress
-from .shards import ShardWriter, read_stats, sample_key, shard_name, sweep_tmp, write_json_atomic
+from .shards import ShardWriter, read_stats, sample_key, shard_name, write_json_atomic
 
 log = logging.getLogger(__name__)
+SCORES = "filter.json"  # the member holding a kept sample's scores and source
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,9 @@ def read_list_files(specs: list[str]) -> list[str]:
     out = []
     for s in specs:
         p = Path(s)
-        if p.suffix in (".txt", ".lst") and p.is_file():
-            out += [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        if p.suffix in (".txt", ".lst") and p.is_file():  # paths are bytes on disk: any name round-trips
+            lines = (os.fsdecode(ln.strip()) for ln in p.read_bytes().splitlines())
+            out += [ln for ln in lines if ln and not ln.startswith("#")]
         else:
             out.append(s)
     return out
@@ -125,7 +129,10 @@ def make_units(specs: list[str], files_per_task: int) -> tuple[list[Unit], list[
 
 
 def source_of(ref: BgRef) -> dict[str, str]:
-    return {"path": ref.path} if ref.offset < 0 else {"shard": ref.path, "key": ref.name.split(":", 1)[1]}
+    """Where an input came from, for JSON (names that are not UTF-8 also carry their bytes, see name_fields)."""
+    if ref.offset < 0:
+        return name_fields("path", ref.path)
+    return {**name_fields("shard", ref.path), **name_fields("key", ref.name.split(":", 1)[1])}
 
 
 def _reason_of(e: BadImage) -> str:
@@ -141,10 +148,15 @@ def _unsafe(ref: BgRef) -> bool:
     return name.startswith("/") or ".." in Path(name).parts
 
 
+def _ext(ref: BgRef) -> str:
+    """The image's member extension: a tar member's own (byte-faithful), a loose file's suffix."""
+    return ref.member_ext or Path(ref.name).suffix.lower().lstrip(".").replace("jpeg", "jpg") or "bin"
+
+
 def score_one(ref: BgRef, cfg: FilterConfig, prior: dict[str, Any] | None) -> tuple[dict[str, Any], bytes | None, str]:
     """Score and decide one input; returns (record, original bytes if kept, extension)."""
     rec: dict[str, Any] = {"source": source_of(ref), "keep": False, "reason": None}
-    ext = Path(ref.name).suffix.lower().lstrip(".").replace("jpeg", "jpg") or "bin"
+    ext = _ext(ref)
     if _unsafe(ref):
         rec["reason"] = "unsafe_name"
         return rec, None, ext
@@ -187,14 +199,14 @@ def filter_unit(shared: tuple[FilterConfig, str, str], unit: Unit) -> dict[str, 
     t0, c0 = time.perf_counter(), time.process_time()
     reasons: Counter = Counter()
     lines = []
+    keys: set[str] = set()
     with ShardWriter(out, cfg.name, unit.index) as w:
         for k, ref in enumerate(unit.refs):
             rec, data, ext = score_one(ref, cfg, unit.prior[k] if unit.prior else None)
             reasons[rec["reason"] or "kept"] += 1
             lines.append(orjson.dumps(rec, option=orjson.OPT_SORT_KEYS))
             if rec["keep"]:
-                rec = dict(rec, key=sample_key(unit.index, k))
-                w.write({"__key__": rec["key"], ext: data, "json": orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)})
+                w.write(_kept_sample(ref, k, unit.index, rec, data, ext, keys))
         size, sha = w.finish()
         stats = {"shard": unit.index, "file": shard_name(cfg.name, unit.index), "inputs": len(unit.refs),
                  "count": w.count, "members": w.members, "bytes": size, "sha256": sha, "config_hash": job_hash,
@@ -203,6 +215,20 @@ def filter_unit(shared: tuple[FilterConfig, str, str], unit: Unit) -> dict[str, 
         (out / "scores").mkdir(exist_ok=True)
         w.publish(stats, [(out / "scores" / f"part-{unit.index:06d}.jsonl", b"\n".join(lines) + (b"\n" if lines else b""))])
     return stats
+
+
+def _kept_sample(ref: BgRef, k: int, shard: int, rec: dict[str, Any], data: bytes, ext: str,
+                 keys: set[str]) -> dict[str, Any]:
+    """A kept input as a sample: a tar sample keeps its key and every member byte for byte (caption,
+    metadata...), with the scores beside them in `KEY.filter.json` (a previous filter run's scores there
+    are replaced); a loose file gets key SHARD_INDEX."""
+    key = ref.key or sample_key(shard, k)
+    if key in keys or "." in key:  # a second image of one sample, or a key webdataset would split
+        key = sample_key(shard, k)
+    keys.add(key)
+    rec = dict(rec, key=key)
+    extras = {e: b for e, b in ref.read_extras().items() if e not in (ext, SCORES)} if ref.extras else {}
+    return {"__key__": key, **extras, ext: data, SCORES: orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)}
 
 
 def load_prior(scores_jsonl: Path) -> dict[str, dict[str, Any]]:
@@ -216,19 +242,27 @@ def load_prior(scores_jsonl: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def identity(cfg: FilterConfig, units: list[Unit], rescore_from: str | Path | None) -> Identity:
+    """What decides a filter folder's outputs: the config, the exact list of inputs, the rescored run."""
+    listing = hashlib.sha256(b"\n".join(os.fsencode(f"{r.path}:{r.name}") for u in units for r in u.refs))
+    return Identity("filter", cfg.name, {
+        "config": config_hash(cfg), "inputs": listing.hexdigest()[:16], "num_inputs": sum(len(u.refs) for u in units),
+        "rescore_from": name_fields("dir", os.fspath(rescore_from or ""))})
+
+
 def run_filter(inputs: list[str], cfg: FilterConfig, out_dir: str | Path, executor: Executor | None = None,
-               rescore_from: str | Path | None = None) -> dict[str, Any]:
-    """Filter `inputs` into `out_dir` (resumable); with `rescore_from`, reuse that run's scores."""
+               rescore_from: str | Path | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Filter `inputs` into `out_dir` (resumable; a folder of another filter run is refused unless
+    `overwrite`); with `rescore_from`, reuse that run's scores."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    sweep_tmp(out)
     units, problems = make_units(inputs, cfg.files_per_task)
     if rescore_from is not None:
         prior = load_prior(Path(rescore_from) / "scores.jsonl")
         units = [Unit(u.index, u.refs, tuple(prior.get(json.dumps(source_of(r), sort_keys=True)) for r in u.refs))
                  for u in units]
-    listing = hashlib.sha256("\n".join(f"{r.path}:{r.name}" for u in units for r in u.refs).encode()).hexdigest()
-    job_hash = config_hash({"config": to_dict(cfg), "inputs": listing, "rescore": str(rescore_from or "")})
+    ident = identity(cfg, units, rescore_from)
+    claim(out, ident, overwrite)
+    job_hash = config_hash(ident.fields)
     done = set()
     for u in units:
         st = read_stats(out, cfg.name, u.index)

@@ -22,10 +22,12 @@ import cv2
 import numpy as np
 import orjson
 
+from render_engine.backgrounds import name_fields
 from render_engine.config import RenderConfig
 from textinfuse.configio import config_hash, to_dict
 
 from .executors import Executor, LocalExecutor
+from .jobdir import Identity, claim
 from .png import encode_png
 from .progress import Progress
 from .shards import ShardWriter, read_stats, sample_key, shard_name, sweep_tmp, write_json_atomic
@@ -144,7 +146,8 @@ def render_shard(job: RenderJobConfig, shard: int, out_dir: str | Path) -> dict[
     pool = r.background_pool(np.random.default_rng([job.seed, shard, 2**32 - 1]))
     hist: dict[str, Counter] = {k: Counter() for k in ("level", "lang", "mode", "char_px", "font_family", "background",
                                                         "chars_per_image", "contrast", "effects")}
-    failed, dropped, chars = [], 0, 0
+    failed: list[str] = []
+    dropped = chars = 0
     with _gc_paused(), ShardWriter(out_dir, job.output.name, shard) as w:
         for i in range(job.shard_size(shard)):
             rng = np.random.default_rng([job.seed, shard, i])
@@ -154,11 +157,10 @@ def render_shard(job: RenderJobConfig, shard: int, out_dir: str | Path) -> dict[
                     s = r.generate(rng, seeds, pool)
                     if s.label["text"]:
                         break
-            except Exception as e:  # one bad sample never stops the shard; it is counted and listed
+            except Exception as e:  # a sample that cannot be rendered fails its shard, after the others are tried
                 if type(e).__name__ not in ("BadImage", "FontError"):
                     raise
-                failed.append({"index": i, "reason": str(e)})
-                log.warning("shard %d sample %d skipped (%s)", shard, i, e)
+                failed.append(f"sample {i}: {e}")
                 continue
             lab = s.label
             key = sample_key(shard, i)
@@ -180,12 +182,16 @@ def render_shard(job: RenderJobConfig, shard: int, out_dir: str | Path) -> dict[
                 hist["font_family"][f["family"]] += 1
             for e in lab["effects"]:
                 hist["effects"][e["name"]] += 1
+        if failed:
+            raise ShortShard(f"{len(failed)} of {job.shard_size(shard)} samples could not be rendered "
+                             f"(first: {failed[0]})")
         size, sha = w.finish()
+        bad = r.assets.backgrounds.bad
         stats = {
             "shard": shard, "file": shard_name(job.output.name, shard), "count": w.count, "members": w.members,
             "bytes": size, "sha256": sha, "seed": job.seed, "config_hash": job.content_hash(), "chars": chars,
-            "dropped_chars": dropped, "failed": failed, "bad_backgrounds": sorted(
-                {r.assets.backgrounds.refs[i].name: why for i, why in r.assets.backgrounds.bad.items()}.items()),
+            "dropped_chars": dropped, "bad_backgrounds": [
+                {**name_fields("source", r.assets.backgrounds.refs[i].name), "reason": bad[i]} for i in sorted(bad)],
             "histograms": {k: {str(a): b for a, b in sorted(v.items())} for k, v in hist.items()},
             "wall_s": round(time.perf_counter() - t0, 3), "cpu_s": round(time.process_time() - c0, 3),
             "versions": versions(),
@@ -196,37 +202,19 @@ def render_shard(job: RenderJobConfig, shard: int, out_dir: str | Path) -> dict[
 
 def is_done(job: RenderJobConfig, out_dir: Path, shard: int) -> bool:
     st = read_stats(out_dir, job.output.name, shard)
-    return bool(st and st.get("config_hash") == job.content_hash() and st.get("count", -1) + len(st.get("failed", []))
-                == job.shard_size(shard) and (out_dir / st["file"]).exists())
+    return bool(st and st.get("config_hash") == job.content_hash() and st.get("count") == job.shard_size(shard)
+                and (out_dir / st["file"]).exists())
 
 
-class ConfigMismatch(RuntimeError):
-    pass
+class ShortShard(RuntimeError):
+    """Some samples of a shard could not be rendered: the shard is failed, never published short."""
 
 
-def prepare_output(job: RenderJobConfig, out_dir: Path, overwrite: bool) -> None:
-    """Create the folder, sweep stale temp files, and refuse a different config unless `overwrite`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    swept = sweep_tmp(out_dir)
-    if swept:
-        log.info("removed %d stale temp file(s) from %s", swept, out_dir / "_tmp")
-    man = out_dir / "manifest.json"
-    old = None
-    if man.exists():
-        try:
-            old = json.loads(man.read_text()).get("config_hash")
-        except (OSError, ValueError):
-            old = None
-    else:
-        stats = sorted(out_dir.glob(f"{job.output.name}-*.stats.json"))
-        if stats:
-            old = json.loads(stats[0].read_text()).get("config_hash")
-    if old and old != job.content_hash():
-        if not overwrite:
-            raise ConfigMismatch(f"{out_dir} holds shards made with another config (hash {old}, this run "
-                                 f"{job.content_hash()}); use a new folder or --overwrite")
-        for p in list(out_dir.glob(f"{job.output.name}-*.tar")) + list(out_dir.glob(f"{job.output.name}-*.stats.json")) + [man]:
-            p.unlink(missing_ok=True)
+def identity(job: RenderJobConfig) -> Identity:
+    """What decides a render folder's outputs: a run with other values is refused (or `--overwrite`)."""
+    return Identity("render", job.output.name, {
+        "seed": job.seed, "num_samples": job.num_samples, "samples_per_shard": job.output.samples_per_shard,
+        "render_config": config_hash(job.render), "output_config": config_hash(job.output)})
 
 
 def write_manifest(job: RenderJobConfig, out_dir: Path, failed: list[dict]) -> dict[str, Any]:
@@ -234,13 +222,12 @@ def write_manifest(job: RenderJobConfig, out_dir: Path, failed: list[dict]) -> d
     done = [s for s in shards if s]
     totals: dict[str, Any] = {"samples": sum(s["count"] for s in done), "shards": len(done),
                               "bytes": sum(s["bytes"] for s in done), "chars": sum(s["chars"] for s in done),
-                              "dropped_chars": sum(s["dropped_chars"] for s in done),
-                              "failed_samples": sum(len(s["failed"]) for s in done)}
+                              "dropped_chars": sum(s["dropped_chars"] for s in done)}
     hist: dict[str, Counter] = {}
     for s in done:
         for k, v in s["histograms"].items():
             hist.setdefault(k, Counter()).update(v)
-    bad = sorted({name: why for s in done for name, why in s["bad_backgrounds"]}.items())
+    bad = list({json.dumps(b, sort_keys=True): b for s in done for b in s["bad_backgrounds"]}.values())
     manifest = {"config": to_dict(job), "config_hash": job.content_hash(), "seed": job.seed, "recipe": job.recipe,
                 "num_shards": job.num_shards, "totals": totals, "bad_backgrounds": bad, "failed_shards": failed,
                 "histograms": {k: dict(sorted(v.items())) for k, v in hist.items()},
@@ -263,7 +250,7 @@ def run_render(job: RenderJobConfig, out_dir: str | Path, overwrite: bool = Fals
     import yaml
 
     out_dir = Path(out_dir)
-    prepare_output(job, out_dir, overwrite)
+    claim(out_dir, identity(job), overwrite)
     (out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(job), sort_keys=False, allow_unicode=True))
     todo = [s for s in range(job.num_shards) if not is_done(job, out_dir, s)]
     prog = progress or Progress(job.num_samples, "samples", already=job.num_samples - sum(job.shard_size(s) for s in todo))
@@ -277,7 +264,7 @@ def run_render(job: RenderJobConfig, out_dir: str | Path, overwrite: bool = Fals
             log.error("shard %d failed: %s", shard, error)
             prog.advance(0, failures=job.shard_size(shard))
         else:
-            prog.advance(stats["count"], failures=len(stats["failed"]))
+            prog.advance(stats["count"])
 
     ex = executor or LocalExecutor()
     ex.run(render_task, (job, str(out_dir)), todo, on_result)

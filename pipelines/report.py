@@ -113,7 +113,7 @@ def report(folder: str | Path, out: str | Path) -> dict[str, Any]:
     rows = [("samples", t["samples"]), ("shards", f"{t['shards']} of {manifest['num_shards']}"),
             ("characters", t["chars"]), ("characters per sample", f"{t['chars'] / max(t['samples'], 1):.0f}"),
             ("characters dropped (no glyph in any font)", t["dropped_chars"]),
-            ("failed samples", t["failed_samples"]), ("failed shards", len(manifest["failed_shards"])),
+            ("failed shards", len(manifest["failed_shards"])),
             ("bad backgrounds", len(manifest["bad_backgrounds"])), ("bytes", f"{t['bytes'] / 2**20:.1f} MiB"),
             ("seed", manifest["seed"]), ("recipe", manifest.get("recipe") or "-"), ("config hash", manifest["config_hash"])]
     parts += [f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows]
@@ -127,10 +127,10 @@ def report(folder: str | Path, out: str | Path) -> dict[str, Any]:
         parts.append(f"<h3>{e(name)}</h3><img alt='{e(name)}' class='grid' src='data:image/jpeg;base64,{grid_b64(imgs)}'>")
     if manifest["bad_backgrounds"] or manifest["failed_shards"]:
         parts.append("<h2>Problems</h2><ul>")
-        parts += [f"<li>background {e(n)}: {e(w)}</li>" for n, w in manifest["bad_backgrounds"]]
+        parts += [f"<li>background {e(b['source'])}: {e(b['reason'])}</li>" for b in manifest["bad_backgrounds"]]
         parts += [f"<li>shard {f['shard']}: {e(f['reason'])}</li>" for f in manifest["failed_shards"]]
         parts.append("</ul>")
     parts.append("</body></html>")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text("\n".join(parts), encoding="utf-8")
+    Path(out).write_text("\n".join(parts), encoding="utf-8", errors="backslashreplace")  # any folder name
     return t

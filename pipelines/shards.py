@@ -47,8 +47,13 @@ def _fsync_dir(path: Path) -> None:
 
 
 def json_bytes(obj: Any) -> bytes:
-    """How stats and manifests are written: sorted keys, one space indent, UTF-8."""
-    return json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=True).encode()
+    """How stats and manifests are written: sorted keys, one space indent, UTF-8. A file name that is not
+    UTF-8 (Python holds its bad bytes as lone surrogates) is escaped as `\\udcNN`, which Python's json reads
+    back exactly; labels and scores carry such names portably (`render_engine.backgrounds.name_fields`)."""
+    try:
+        return json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=True).encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj, indent=1, ensure_ascii=True, sort_keys=True).encode()
 
 
 def _staged(tmp_dir: Path, path: Path, data: bytes) -> Path:
@@ -67,7 +72,13 @@ def _staged(tmp_dir: Path, path: Path, data: bytes) -> Path:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    os.replace(_staged(path.parent / TMP, path, json_bytes(obj)), path)
+    """Write `obj` as JSON to `path` atomically; an OSError (a full disk) names `path`."""
+    try:
+        os.replace(_staged(path.parent / TMP, path, json_bytes(obj)), path)
+    except OSError as e:
+        if e.filename:
+            raise
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
     _fsync_dir(path.parent)
 
 

@@ -68,15 +68,39 @@ def _check_tar(tar: Path, stats: dict[str, Any], report: Report) -> None:
     report.samples += n
 
 
+def _against_manifest(manifest: dict[str, Any], shard: int, fname: str, stats: dict[str, Any],
+                      report: Report) -> bool:
+    """The stats file must agree with the manifest (a tar and its stats replaced together do not pass),
+    and hold every sample the run asked for (a short shard is a failed one, never a done one)."""
+    listed = {s.get("shard"): s for s in manifest.get("shards", [])}.get(shard)
+    if listed is None:
+        report.add(fname, "not listed in the manifest (shard not finished when the manifest was written?)")
+        return False
+    for k in ("sha256", "bytes", "count"):
+        if listed.get(k) != stats.get(k):
+            report.add(fname, f"{k} in its stats file differs from the manifest (shard replaced after the run?)")
+            return False
+    cfg = manifest.get("config", {})
+    per, total = cfg.get("output", {}).get("samples_per_shard"), cfg.get("num_samples")
+    if isinstance(per, int) and isinstance(total, int) and stats.get("count") != min(per, total - shard * per):
+        report.add(fname, f"{stats.get('count')} samples, the run asked for {min(per, total - shard * per)}")
+        return False
+    return True
+
+
 def verify(folder: str | Path) -> Report:
     folder = Path(folder)
     report = Report()
     man_path = folder / "manifest.json"
+    manifest: dict[str, Any] | None = None
     try:
         manifest = json.loads(man_path.read_text())
         name = manifest["config"]["output"]["name"]
         expected = {s: f"{name}-{s:06d}.tar" for s in range(manifest["num_shards"])}
-    except (OSError, ValueError, KeyError) as e:
+        for f in manifest.get("failed_shards", []):
+            report.add(str(man_path), f"shard {f.get('shard')} failed: {f.get('reason')}")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        manifest = None
         report.add(str(man_path), f"missing or unreadable manifest ({type(e).__name__})")
         stats_files = sorted(folder.glob("*.stats.json"))
         name = stats_files[0].name.rsplit("-", 1)[0] if stats_files else "textinfuse"
@@ -86,7 +110,7 @@ def verify(folder: str | Path) -> Report:
         m = pat.match(tar.name)
         if not m or int(m.group(1)) not in expected:
             report.add(tar.name, "extra tar: not part of this dataset")
-    for _, fname in sorted(expected.items()):
+    for shard, fname in sorted(expected.items()):
         tar = folder / fname
         stats_path = folder / fname.replace(".tar", ".stats.json")
         if not tar.exists():
@@ -98,5 +122,6 @@ def verify(folder: str | Path) -> Report:
             report.add(fname, "missing or unreadable stats file (shard not finished)")
             continue
         report.checked += 1
-        _check_tar(tar, stats, report)
+        if manifest is None or _against_manifest(manifest, shard, fname, stats, report):
+            _check_tar(tar, stats, report)
     return report

@@ -7,9 +7,12 @@ palette, alpha, animated) are converted to 8-bit RGB.
 
 from __future__ import annotations
 
+import base64
 import glob
 import io
 import logging
+import os
+import re
 import tarfile
 import warnings
 from collections import OrderedDict
@@ -25,14 +28,61 @@ log = logging.getLogger(__name__)
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 
+def name_fields(key: str, name: str) -> dict[str, str]:
+    """`{key: name}` for JSON, losslessly. File and tar member names can be any bytes; Python holds the
+    undecodable ones as lone surrogates, which JSON (and UTF-8) cannot carry. Such a name is written as a
+    readable form (bad bytes as `\\xNN`) under `key` and its exact bytes, base64, under `key + "_b64"`."""
+    try:
+        name.encode("utf-8")
+        return {key: name}
+    except UnicodeEncodeError:
+        raw = os.fsencode(name)
+        return {key: raw.decode("utf-8", "backslashreplace"), f"{key}_b64": base64.b64encode(raw).decode("ascii")}
+
+
+def name_from(record: dict, key: str) -> str:
+    """The exact name `name_fields` wrote (as Python holds file names: undecodable bytes as surrogates)."""
+    raw = record.get(f"{key}_b64")
+    return os.fsdecode(base64.b64decode(raw)) if raw else record[key]
+
+
+# webdataset's rule: a member's key is its path up to the first dot of its file name, the rest its extension
+_KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
+
+
 @dataclass(frozen=True)
 class BgRef:
-    """Where one image lives: a file, or a member of a tar (data offset and size)."""
+    """Where one image lives: a file, or a member of a tar (data offset and size). For a tar member,
+    `extras` holds the sample's other members (extension, data offset, size): its caption, its metadata."""
 
     name: str  # stable id written into labels
     path: str
     offset: int = -1
     size: int = -1
+    extras: tuple[tuple[str, int, int], ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The webdataset sample key of a tar member ("" for a loose file)."""
+        if self.offset < 0:
+            return ""
+        m = _KEY_EXT.match(self.name.split(":", 1)[1])
+        return m.group(1) if m else self.name.split(":", 1)[1]
+
+    @property
+    def member_ext(self) -> str:
+        """A tar member's extension as webdataset sees it (`0.jpg` in `k.0.jpg`); "" for a loose file."""
+        m = _KEY_EXT.match(self.name.split(":", 1)[1]) if self.offset >= 0 else None
+        return m.group(2) if m else ""
+
+    def read_extras(self) -> dict[str, bytes]:
+        """The sample's other members, byte for byte, by extension."""
+        out = {}
+        with open(self.path, "rb") as f:
+            for ext, offset, size in self.extras:
+                f.seek(offset)
+                out[ext] = f.read(size)
+        return out
 
     def read(self) -> bytes:
         with open(self.path, "rb") as f:
@@ -47,14 +97,35 @@ class BadImage(Exception):
 
 
 def _index_tar(path: Path) -> list[BgRef]:
-    refs = []
+    """One ref per image member, carrying its sample's other members (same key, adjacent, as webdataset
+    groups them); a sample with two images gives two refs."""
+    refs: list[BgRef] = []
+    group: list[tuple[str, int, int]] = []  # (member name, offset, size) of the current sample
+    key = None
+
+    def flush() -> None:
+        images = [g for g in group if Path(g[0]).suffix.lower() in IMAGE_EXTS]
+        for name, offset, size in images:
+            extras = tuple((_KEY_EXT.match(n).group(2), o, z) for n, o, z in group
+                           if (n, o, z) not in images and _KEY_EXT.match(n))
+            refs.append(BgRef(f"{path.name}:{name}", str(path), offset, size, extras))
+        group.clear()
+
     try:
         with tarfile.open(path, "r:") as tf:
             for m in tf:
-                if m.isfile() and Path(m.name).suffix.lower() in IMAGE_EXTS:
-                    refs.append(BgRef(f"{path.name}:{m.name}", str(path), m.offset_data, m.size))
+                if not m.isfile():
+                    continue
+                km = _KEY_EXT.match(m.name)
+                k = km.group(1) if km else m.name
+                if k != key:
+                    flush()
+                    key = k
+                group.append((m.name, m.offset_data, m.size))
     except (tarfile.TarError, OSError, EOFError) as e:
+        flush()
         log.warning("%s: malformed tar, %d images indexed before the error (%s)", path, len(refs), e)
+    flush()
     return refs
 
 
@@ -91,6 +162,20 @@ def expand_sources(specs: list[str]) -> tuple[list[BgRef], list[tuple[str, str]]
     return refs, problems
 
 
+def _bits(im: Image.Image, data: bytes) -> int:
+    """Bits per channel as stored in the file. PIL opens 16-bit RGB(A) PNGs and TIFFs as 8-bit modes, so
+    the mode alone would say 8: read the PNG header's bit depth and the TIFF BitsPerSample tag."""
+    if im.format == "PNG" and len(data) >= 25 and data[12:16] == b"IHDR":
+        return int(data[24])
+    if im.format == "TIFF":
+        tag = getattr(im, "tag_v2", {}).get(258)
+        if tag:
+            return int(max(tag) if isinstance(tag, tuple) else tag)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return 32 if im.mode in ("I", "F") and im.format != "PNG" else 16
+    return 1 if im.mode == "1" else 8
+
+
 def decode(data: bytes, max_pixels: int, min_side: int) -> np.ndarray:
     """Bytes -> uint8 RGB (H, W, 3), or BadImage with a short reason."""
     return decode_with_info(data, max_pixels, min_side)[0]
@@ -111,7 +196,7 @@ def decode_with_info(data: bytes, max_pixels: int, min_side: int) -> tuple[np.nd
             if min(w, h) < min_side:
                 raise BadImage(f"too small ({w}x{h}, need {min_side} px on the short side)")
             info = {"format": im.format, "mode": im.mode, "width": w, "height": h,
-                    "frames": int(getattr(im, "n_frames", 1)), "bits": 16 if im.mode.startswith("I;16") or im.mode == "I" else 8}
+                    "frames": int(getattr(im, "n_frames", 1)), "bits": _bits(im, data)}
             im.seek(0)  # animated: first frame
             im.load()
             im = ImageOps.exif_transpose(im)

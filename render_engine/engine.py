@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from . import effects as fx
-from .backgrounds import BackgroundSet, Crop, apply_crop, box_sum, expand_sources, sample_crop
+from .backgrounds import BackgroundSet, Crop, apply_crop, box_sum, expand_sources, name_fields, sample_crop
 from .color import colours_for_contrast, contrast_ratio, luminance, luminance_map
 from .config import RenderConfig
 from .fonts import FontFace, FontLibrary
@@ -168,7 +168,7 @@ class Renderer:
                 blocks.append(block)
         params = {
             "size": [W, H], "level": level, "lang": lang, "mode": "page" if page else "scene",
-            "background": {"index": bg_i, "source": self.assets.backgrounds.refs[bg_i].name,
+            "background": {"index": bg_i, **name_fields("source", self.assets.backgrounds.refs[bg_i].name),
                            "crop": [crop.x, crop.y, crop.w, crop.h], "flip": crop.flip, "busyness": round(busy[j], 5)},
             "blocks": blocks, "effects": [], "dropped_chars": dropped, "seeds": seeds or {},
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def render_overrides(a: argparse.Namespace) -> list[str]:
 
 
 def cmd_render(a: argparse.Namespace) -> int:
-    from pipelines.render_job import ConfigMismatch, RenderJobConfig, run_render
+    from pipelines.render_job import RenderJobConfig, run_render
 
     from .configio import load
 
@@ -62,11 +63,7 @@ def cmd_render(a: argparse.Namespace) -> int:
 
         base = load_recipe(a.recipe)
     job = load(RenderJobConfig, a.config, render_overrides(a), base=base)
-    try:
-        manifest = run_job(a, lambda ex: run_render(job, a.out, overwrite=a.overwrite, executor=ex))
-    except ConfigMismatch as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    manifest = run_job(a, lambda ex: run_render(job, a.out, overwrite=a.overwrite, executor=ex))
     t = manifest["totals"]
     print(f"{t['samples']} samples in {t['shards']} shards, {t['chars']} characters, "
           f"{t['dropped_chars']} dropped for lack of glyphs -> {a.out}")
@@ -95,7 +92,8 @@ def cmd_filter(a: argparse.Namespace) -> int:
     if not inputs:
         print("error: give --input PATH... (or --rescore DIR)", file=sys.stderr)
         return 2
-    man = run_job(a, lambda ex: run_filter(inputs, cfg, a.out, executor=ex, rescore_from=a.rescore))
+    man = run_job(a, lambda ex: run_filter(inputs, cfg, a.out, executor=ex, rescore_from=a.rescore,
+                                           overwrite=a.overwrite))
     t = man["totals"]
     print(f"{t['kept']} of {t['inputs']} images kept -> {a.out}; " + ", ".join(f"{k} {v}" for k, v in t["reasons"].items()))
     return 1 if man["failed_shards"] else 0
@@ -174,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--samples-per-shard", type=int, help="samples per tar (default 1000)")
     r.add_argument("--recipe", help="start from a named recipe (f16, f32, en, zh, mixed, benchmark-like) or a YAML path")
     add_config_flags(r, "YAML/TOML job config over the recipe (flags override both)")
-    r.add_argument("--overwrite", action="store_true", help="replace shards made with another config")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace the outputs of another run in --out (other config, seed or sample count)")
     add_executor_flags(r)
     r.set_defaults(func=cmd_render)
 
@@ -191,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", required=True, help="output folder (kept shards, scores.jsonl, manifest.json)")
     add_config_flags(f, "YAML/TOML FilterConfig (thresholds)")
     f.add_argument("--rescore", metavar="DIR", help="re-apply thresholds to DIR's recorded scores (inputs from DIR)")
+    f.add_argument("--overwrite", action="store_true",
+                   help="replace the outputs of another filter run in --out (other inputs or thresholds)")
     add_executor_flags(f)
     f.set_defaults(func=cmd_filter)
 
@@ -220,20 +221,31 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if args.log_file:
-        handlers.append(logging.FileHandler(args.log_file))
+        handlers.append(logging.FileHandler(args.log_file, errors="backslashreplace"))  # any file name logs
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=handlers,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
         return args.func(args)
     except (ConfigError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:
-        print(f"error: {e.filename or ''}: {e.strerror or 'not found'}", file=sys.stderr)
+        print(f"error: {_os_error(e)}", file=sys.stderr)
         return 2
     except OSError as e:  # e.g. the output disk filled up while writing the manifest
-        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        print(f"error: {_os_error(e)}", file=sys.stderr)
         return 1
+
+
+def _one_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def _os_error(e: OSError) -> str:
+    """`PATH: reason` when the error names a file, else the reason alone (never an empty `: `)."""
+    reason = e.strerror or _one_line(e)
+    return f"{os.fsdecode(e.filename)!s}: {reason}" if e.filename else reason
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def test_keeps_sharp_text_and_says_why_for_the_rest(inputs, tmp_path):
     assert "text_density" not in recs["text_blur.png"]  # OCR skipped after a cheaper reject
     kept = list(wds.WebDataset([str(p) for p in sorted(tmp_path.glob("*.tar"))], shardshuffle=False))
     assert len(kept) == 1 and kept[0]["png"] == (inputs / "text.png").read_bytes()  # original bytes
-    assert json.loads(kept[0]["json"])["text_density"] == t["text_density"]
+    assert json.loads(kept[0]["filter.json"])["text_density"] == t["text_density"]
     assert man["totals"]["reasons"]["kept"] == 1 and sum(man["totals"]["reasons"].values()) == 8
 
 

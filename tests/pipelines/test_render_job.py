@@ -11,7 +11,8 @@ import pytest
 import webdataset as wds
 
 from pipelines import render_job
-from pipelines.render_job import ConfigMismatch, OutputConfig, RenderJobConfig, run_render
+from pipelines.jobdir import FolderInUse
+from pipelines.render_job import OutputConfig, RenderJobConfig, run_render
 
 
 def read_back(folder):
@@ -61,7 +62,7 @@ def test_other_config_is_refused_unless_overwrite(tiny_dataset, tiny_job, tmp_pa
     out = tmp_path / "cfg"
     shutil.copytree(tiny_dataset, out)
     other = replace(tiny_job, seed=8)
-    with pytest.raises(ConfigMismatch, match="--overwrite"):
+    with pytest.raises(FolderInUse, match="--overwrite"):
         run_render(other, out)
     run_render(other, out, overwrite=True)
     assert json.loads((out / "manifest.json").read_text())["seed"] == 8
