@@ -9,6 +9,7 @@ and, last, its stats (the done marker), with the same executors, atomic publishi
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -99,8 +100,11 @@ class FilterConfig:
 @dataclass(frozen=True)
 class Unit:
     index: int
-    refs: tuple[BgRef, ...]
-    prior: tuple[dict[str, Any] | None, ...] = ()  # recorded scores per ref (rescore)
+    refs: tuple[BgRef, ...] = field(repr=False)
+    prior: tuple[dict[str, Any] | None, ...] = field(default=(), repr=False)  # recorded scores per ref (rescore)
+
+    def __str__(self) -> str:  # how logs name it
+        return f"unit {self.index} ({len(self.refs)} inputs from {self.refs[0].path if self.refs else '-'})"
 
 
 def read_list_files(specs: list[str]) -> list[str]:
@@ -226,7 +230,7 @@ def _kept_sample(ref: BgRef, k: int, shard: int, rec: dict[str, Any], data: byte
     if key in keys or "." in key:  # a second image of one sample, or a key webdataset would split
         key = sample_key(shard, k)
     keys.add(key)
-    rec = dict(rec, key=key)
+    rec = {**rec, **name_fields("key", key)}
     extras = {e: b for e, b in ref.read_extras().items() if e not in (ext, SCORES)} if ref.extras else {}
     return {"__key__": key, **extras, ext: data, SCORES: orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)}
 
@@ -235,10 +239,13 @@ def load_prior(scores_jsonl: Path) -> dict[str, dict[str, Any]]:
     """Recorded scores by source (for --rescore)."""
     out = {}
     with open(scores_jsonl, "rb") as f:
-        for line in f:
+        for n, line in enumerate(f, 1):
             if line.strip():
-                rec = orjson.loads(line)
-                out[json.dumps(rec["source"], sort_keys=True)] = rec
+                try:
+                    rec = orjson.loads(line)
+                    out[json.dumps(rec["source"], sort_keys=True)] = rec
+                except (orjson.JSONDecodeError, KeyError, TypeError) as e:
+                    raise ValueError(f"{scores_jsonl}: line {n} is not a score record ({type(e).__name__}: {e})") from None
     return out
 
 
@@ -256,6 +263,9 @@ def run_filter(inputs: list[str], cfg: FilterConfig, out_dir: str | Path, execut
     `overwrite`); with `rescore_from`, reuse that run's scores."""
     out = Path(out_dir)
     units, problems = make_units(inputs, cfg.files_per_task)
+    if not units:  # nothing to filter is an error, never an empty success
+        why = "; ".join(f"{src}: {reason}" for src, reason in problems[:3]) or "no inputs given"
+        raise FileNotFoundError(errno.ENOENT, f"no images in the inputs ({why})", inputs[0] if inputs else "")
     if rescore_from is not None:
         prior = load_prior(Path(rescore_from) / "scores.jsonl")
         units = [Unit(u.index, u.refs, tuple(prior.get(json.dumps(source_of(r), sort_keys=True)) for r in u.refs))
@@ -300,7 +310,7 @@ def _finish(out: Path, cfg: FilterConfig, units: list[Unit], inputs: list[str], 
     for st in stats:
         if st:
             reasons.update(st["reasons"])
-    manifest = {"inputs": inputs, "config": to_dict(cfg), "config_hash": job_hash, "rescore_from": str(rescore_from or ""),
+    manifest = {"kind": "filter", "num_shards": len(units), "inputs": inputs, "config": to_dict(cfg), "config_hash": job_hash, "rescore_from": str(rescore_from or ""),
                 "totals": {"inputs": sum(len(u.refs) for u in units), "kept": reasons.get("kept", 0),
                            "reasons": dict(sorted(reasons.items()))},
                 "input_problems": problems, "failed_shards": failed,

@@ -10,6 +10,7 @@ nothing else: the folder may hold the user's own files.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
@@ -83,6 +84,8 @@ def _short(v: Any) -> str:
 
 def claim(out_dir: Path, ident: Identity, overwrite: bool) -> None:
     """Make `out_dir` this job's: create it, sweep stale temp files, and resume, refuse or start over."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     swept = sweep_tmp(out_dir)
     if swept:

@@ -2,28 +2,53 @@
 
 from __future__ import annotations
 
-import io
+import errno
 import json
+import logging
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+log = logging.getLogger(__name__)
 IMAGE_KEYS = ("png", "jpg", "webp")
 
 
+MAX_PIXELS = 64_000_000  # a shard from elsewhere may hold a decompression bomb
+
+
 def read_samples(folder: str | Path, num: int | None = None):
-    """Yield (key, PIL image, label dict) from the shards in `folder`, in shard order."""
+    """Yield (key, PIL image, label dict) from the shards in `folder`, in shard order. A sample whose image
+    or label cannot be read, and a damaged tar, are skipped with a warning naming them."""
     import webdataset as wds
+
+    from render_engine.backgrounds import BadImage, decode
 
     shards = sorted(str(p) for p in Path(folder).glob("*.tar"))
     if not shards:
-        raise FileNotFoundError(f"{folder}: no .tar shards")
-    ds = wds.WebDataset(shards, shardshuffle=False, empty_check=False)
-    for i, s in enumerate(ds):
-        if num is not None and i >= num:
+        raise FileNotFoundError(errno.ENOENT, "no .tar shards", str(folder))
+
+    def skip_tar(e: Exception) -> bool:
+        log.warning("rest of a tar skipped (%s: %s)", type(e).__name__, e)  # webdataset adds the tar's name
+        return True
+
+    ds = wds.WebDataset(shards, shardshuffle=False, empty_check=False, handler=skip_tar)
+    n = 0
+    for s in ds:
+        if num is not None and n >= num:
             return
-        img_key = next(k for k in IMAGE_KEYS if k in s)
-        yield s["__key__"], Image.open(io.BytesIO(s[img_key])).convert("RGB"), json.loads(s["json"])
+        where = f"{Path(s.get('__url__', '')).name}:{s['__key__']}"
+        try:
+            img_key = next(k for k in IMAGE_KEYS if k in s)
+            image = Image.fromarray(decode(s[img_key], MAX_PIXELS, 1))
+            label = json.loads(s["json"])
+            if not isinstance(label, dict):
+                raise ValueError("label is not a JSON object")
+        except (StopIteration, KeyError, ValueError, BadImage) as e:
+            log.warning("%s: sample skipped (%s)", where, "no image member" if isinstance(e, StopIteration)
+                        else f"no {e} member" if isinstance(e, KeyError) else e)
+            continue
+        n += 1
+        yield s["__key__"], image, label
 
 
 def draw_boxes(img: Image.Image, label: dict) -> Image.Image:
@@ -40,15 +65,19 @@ def preview(folder: str | Path, out: str | Path, num: int = 24, boxes: bool = Fa
     """Write a PNG grid of the first `num` samples (captioned key, level, language); return the count."""
     tiles = []
     for key, img, label in read_samples(folder, num):
-        if boxes:
-            img = draw_boxes(img, label)
-        cap = f"{key} L{label['difficulty']['level']} {label['lang']} {','.join(map(str, label['char_px']))}px"
+        try:
+            if boxes:
+                img = draw_boxes(img, label)
+            cap = f"{key} L{label['difficulty']['level']} {label['lang']} {','.join(map(str, label['char_px']))}px"
+        except (KeyError, TypeError, ValueError) as e:  # a label from elsewhere: show the image, say why
+            log.warning("%s: label not as expected (%s: %s)", key, type(e).__name__, e)
+            cap = f"{key} (label unreadable)"
         tile = Image.new("RGB", (img.width, img.height + 14), (255, 255, 255))
         tile.paste(img, (0, 14))
         ImageDraw.Draw(tile).text((2, 1), cap, fill=(0, 0, 0))
         tiles.append(tile)
     if not tiles:
-        raise FileNotFoundError(f"{folder}: shards hold no samples")
+        raise FileNotFoundError(errno.ENOENT, "its shards hold no readable samples", str(folder))
     cols = max(1, min(cols, len(tiles)))
     rows = -(-len(tiles) // cols)
     tw, th = max(t.width for t in tiles), max(t.height for t in tiles)

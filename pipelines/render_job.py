@@ -228,7 +228,7 @@ def write_manifest(job: RenderJobConfig, out_dir: Path, failed: list[dict]) -> d
         for k, v in s["histograms"].items():
             hist.setdefault(k, Counter()).update(v)
     bad = list({json.dumps(b, sort_keys=True): b for s in done for b in s["bad_backgrounds"]}.values())
-    manifest = {"config": to_dict(job), "config_hash": job.content_hash(), "seed": job.seed, "recipe": job.recipe,
+    manifest = {"kind": "render", "config": to_dict(job), "config_hash": job.content_hash(), "seed": job.seed, "recipe": job.recipe,
                 "num_shards": job.num_shards, "totals": totals, "bad_backgrounds": bad, "failed_shards": failed,
                 "histograms": {k: dict(sorted(v.items())) for k, v in hist.items()},
                 "shards": [{k: s[k] for k in ("shard", "file", "count", "bytes", "sha256")} for s in done],

@@ -88,7 +88,11 @@ def sample_groups(folder: Path, per_group: int = 4, scan: int = 2000) -> dict[st
     """Up to `per_group` samples for each level and each language (first ones found in shard order)."""
     groups: dict[str, list] = {}
     for _, img, label in read_samples(folder, scan):
-        for key in (f"level {label['difficulty']['level']}", f"language {label['lang']}"):
+        try:
+            keys = (f"level {label['difficulty']['level']}", f"language {label['lang']}")
+        except (KeyError, TypeError):
+            keys = ("label unreadable",)
+        for key in keys:
             g = groups.setdefault(key, [])
             if len(g) < per_group:
                 g.append(img)
@@ -98,9 +102,16 @@ def sample_groups(folder: Path, per_group: int = 4, scan: int = 2000) -> dict[st
 def report(folder: str | Path, out: str | Path) -> dict[str, Any]:
     """Write the HTML report; return the manifest totals it shows."""
     folder = Path(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    hist = manifest["histograms"]
-    t = manifest["totals"]
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        hist, t = dict(manifest["histograms"]), manifest["totals"]
+        for k in ("samples", "shards", "chars", "dropped_chars", "bytes"):
+            float(t[k])
+        for k in ("num_shards", "failed_shards", "bad_backgrounds", "seed", "config_hash"):
+            manifest[k]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: not a render manifest ({type(e).__name__}: {e})") from None
     e = html.escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>TextInfuse dataset report</title>",

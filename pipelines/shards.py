@@ -170,7 +170,11 @@ class _TarStream:
             ti = tarfile.TarInfo(f"{key}.{ext}")
             ti.size, ti.mtime, ti.mode = len(data), 0, 0o444
             ti.uname = ti.gname = "textinfuse"
-            parts += [ti.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"), data,
+            try:
+                header = ti.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+            except ValueError:  # a name over USTAR's 100+155 bytes (kept keys from elsewhere): a PAX header
+                header = ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+            parts += [header, data,
                       bytes(-len(data) % tarfile.BLOCKSIZE)]
         buf = b"".join(parts)  # one write per sample
         self._f.write(buf)
@@ -209,7 +213,8 @@ class _HashingFile(io.RawIOBase):
 
 def count_members(path: Path) -> int:
     """Members of a tar written by `_TarStream`, by walking its headers up to the first zero block (each
-    header's checksum and size are checked; no member is read). OSError if the framing is wrong."""
+    header's checksum and size are checked; no member is read; PAX headers are not members). OSError if
+    the framing is wrong."""
     n, pos = 0, 0
     size = os.path.getsize(path)
     with open(path, "rb") as f:
@@ -227,7 +232,7 @@ def count_members(path: Path) -> int:
                 stored, length = -1, 0
             if stored != sum(hdr[:148]) + 8 * 32 + sum(hdr[156:]):
                 raise OSError(f"{path}: bad tar header at byte {pos}")
-            n += 1
+            n += hdr[156:157] not in (b"x", b"g")  # a PAX extended header describes the next member
             pos += tarfile.BLOCKSIZE * (1 + -(-length // tarfile.BLOCKSIZE))
             if pos > size:
                 raise OSError(f"{path}: member at byte {pos} runs past the end")

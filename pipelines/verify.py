@@ -1,4 +1,5 @@
-"""`textinfuse verify DIR`: check every shard against its stats and the manifest, with `webdataset`.
+"""`textinfuse verify DIR`: check every shard of a render or filter folder against its stats and the manifest,
+with `webdataset`.
 
 Reports missing shards (expected but absent or without stats), extra files (tars nobody listed),
 corrupt shards (sha256 or size mismatch, unreadable tar, wrong member count, invalid JSON, samples
@@ -17,7 +18,9 @@ from typing import Any
 from .shards import sha256_file
 
 log = logging.getLogger(__name__)
-IMAGE_EXTS = ("png", "jpg", "webp")
+ALL_IMAGE_EXTS = {"png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"}
+NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # what OutputConfig.name allows
+MAX_SHARDS = 10_000_000
 
 
 @dataclass
@@ -35,7 +38,24 @@ class Report:
         log.error("%s: %s", path, why)
 
 
-def _check_tar(tar: Path, stats: dict[str, Any], report: Report) -> None:
+def _check_sample(s: dict[str, Any], kind: str) -> str | None:
+    """What is wrong with one sample read back, or None: a render sample has its image, label and text
+    (the text equal to the label's); a filter sample its image and `filter.json` scores that kept it."""
+    if not any(k.rsplit(".", 1)[-1].lower() in ALL_IMAGE_EXTS for k in s if not k.startswith("__")):
+        return "lacks an image member"
+    if kind == "filter":
+        if "filter.json" not in s:
+            return "lacks its filter.json scores"
+        return None if json.loads(s["filter.json"]).get("keep") is True else "its scores say it was not kept"
+    if "json" not in s or "txt" not in s:
+        return "lacks a json or txt member"
+    label = json.loads(s["json"])
+    if not isinstance(label, dict) or label.get("text") != s["txt"].decode("utf-8"):
+        return "txt differs from the label text"
+    return None
+
+
+def _check_tar(tar: Path, stats: dict[str, Any], report: Report, kind: str) -> None:
     import webdataset as wds
 
     if tar.stat().st_size != stats.get("bytes"):
@@ -48,15 +68,11 @@ def _check_tar(tar: Path, stats: dict[str, Any], report: Report) -> None:
     try:
         for s in wds.WebDataset([str(tar)], shardshuffle=False, empty_check=False):
             n += 1
-            key = s["__key__"]
-            if not any(k in s for k in IMAGE_EXTS) or "json" not in s or "txt" not in s:
-                report.add(tar.name, f"sample {key} lacks an image, json or txt member")
+            why = _check_sample(s, kind)
+            if why:
+                report.add(tar.name, f"sample {s['__key__']}: {why}")
                 return
-            label = json.loads(s["json"])
-            if label.get("text") != s["txt"].decode("utf-8"):
-                report.add(tar.name, f"sample {key}: txt differs from the label text")
-                return
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, AttributeError) as e:
         report.add(tar.name, f"invalid JSON or text ({str(e).splitlines()[0]})")
         return
     except Exception as e:  # webdataset/tarfile raise various errors on damaged tars
@@ -93,18 +109,26 @@ def verify(folder: str | Path) -> Report:
     report = Report()
     man_path = folder / "manifest.json"
     manifest: dict[str, Any] | None = None
+    kind = "render"
     try:
         manifest = json.loads(man_path.read_text())
-        name = manifest["config"]["output"]["name"]
-        expected = {s: f"{name}-{s:06d}.tar" for s in range(manifest["num_shards"])}
+        kind = manifest.get("kind", "render")
+        name = manifest["config"]["name"] if kind == "filter" else manifest["config"]["output"]["name"]
+        num = manifest["num_shards"]
+        if not isinstance(name, str) or not NAME.match(name):  # a manifest from elsewhere names files here
+            raise ValueError(f"shard prefix {name!r} is not a plain name")
+        if not isinstance(num, int) or not 0 <= num <= MAX_SHARDS:
+            raise ValueError(f"num_shards {num!r} is out of range")
+        expected = {s: f"{name}-{s:06d}.tar" for s in range(num)}
         for f in manifest.get("failed_shards", []):
             report.add(str(man_path), f"shard {f.get('shard')} failed: {f.get('reason')}")
     except (OSError, ValueError, KeyError, TypeError) as e:
-        manifest = None
-        report.add(str(man_path), f"missing or unreadable manifest ({type(e).__name__})")
+        manifest, kind = None, "render"
+        report.add(str(man_path), f"missing or unreadable manifest ({type(e).__name__}: {e})")
         stats_files = sorted(folder.glob("*.stats.json"))
         name = stats_files[0].name.rsplit("-", 1)[0] if stats_files else "textinfuse"
-        expected = {int(p.name[len(name) + 1 : -11]): p.name[:-11] + ".tar" for p in stats_files}
+        found = (re.match(rf"{re.escape(name)}-(\d{{6}})\.stats\.json$", p.name) for p in stats_files)
+        expected = {int(m.group(1)): m.group(0)[:-11] + ".tar" for m in found if m}
     pat = re.compile(rf"{re.escape(name)}-(\d{{6}})\.tar$")
     for tar in sorted(folder.glob("*.tar")):
         m = pat.match(tar.name)
@@ -123,5 +147,5 @@ def verify(folder: str | Path) -> Report:
             continue
         report.checked += 1
         if manifest is None or _against_manifest(manifest, shard, fname, stats, report):
-            _check_tar(tar, stats, report)
+            _check_tar(tar, stats, report, kind)
     return report

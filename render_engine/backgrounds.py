@@ -8,11 +8,13 @@ palette, alpha, animated) are converted to 8-bit RGB.
 from __future__ import annotations
 
 import base64
+import errno
 import glob
 import io
 import logging
 import os
 import re
+import stat
 import tarfile
 import warnings
 from collections import OrderedDict
@@ -77,28 +79,60 @@ class BgRef:
 
     def read_extras(self) -> dict[str, bytes]:
         """The sample's other members, byte for byte, by extension."""
-        out = {}
-        with open(self.path, "rb") as f:
-            for ext, offset, size in self.extras:
-                f.seek(offset)
-                out[ext] = f.read(size)
-        return out
+        with open_regular(self.path) as f:
+            return {ext: _read_span(f, offset, size) for ext, offset, size in self.extras}
 
     def read(self) -> bytes:
-        with open(self.path, "rb") as f:
+        """The image's bytes; OSError for anything but a regular file, or a span past its end."""
+        with open_regular(self.path) as f:
             if self.offset < 0:
-                return f.read()
-            f.seek(self.offset)
-            return f.read(self.size)
+                return _read_span(f, 0, os.fstat(f.fileno()).st_size)
+            return _read_span(f, self.offset, self.size)
+
+
+MAX_INPUT_BYTES = 1 << 30  # one image file (or tar member); larger ones are refused unread
+
+
+def open_regular(path: str | os.PathLike) -> io.BufferedReader:
+    """Open a regular file for reading, never blocking: a FIFO, a device (/dev/zero) or a socket named like
+    an image would hang a worker or fill its memory, so it is refused (OSError naming the path)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_span(f: io.BufferedReader, offset: int, size: int) -> bytes:
+    if size > MAX_INPUT_BYTES:
+        raise OSError(errno.EFBIG, f"{size} bytes, over the {MAX_INPUT_BYTES}-byte limit for one input", f.name)
+    have = os.fstat(f.fileno()).st_size - offset
+    if have < size:  # checked before reading: a tar header may claim any size
+        raise OSError(errno.EIO, f"truncated: {max(have, 0)} of {size} bytes", f.name)
+    f.seek(offset)
+    return f.read(size)
+
+
+def is_regular(p: Path) -> bool:
+    """A regular file (following a symlink), without opening it: never a FIFO or a device."""
+    try:
+        return stat.S_ISREG(p.stat().st_mode)
+    except OSError:
+        return False
 
 
 class BadImage(Exception):
     pass
 
 
-def _index_tar(path: Path) -> list[BgRef]:
+def _index_tar(path: Path, problems: list[tuple[str, str]]) -> list[BgRef]:
     """One ref per image member, carrying its sample's other members (same key, adjacent, as webdataset
-    groups them); a sample with two images gives two refs."""
+    groups them); a sample with two images gives two refs. A damaged tar gives the images before the
+    damage, and a line in `problems`."""
     refs: list[BgRef] = []
     group: list[tuple[str, int, int]] = []  # (member name, offset, size) of the current sample
     key = None
@@ -112,7 +146,7 @@ def _index_tar(path: Path) -> list[BgRef]:
         group.clear()
 
     try:
-        with tarfile.open(path, "r:") as tf:
+        with open_regular(path) as f, tarfile.open(fileobj=f, mode="r:") as tf:
             for m in tf:
                 if not m.isfile():
                     continue
@@ -124,7 +158,8 @@ def _index_tar(path: Path) -> list[BgRef]:
                 group.append((m.name, m.offset_data, m.size))
     except (tarfile.TarError, OSError, EOFError) as e:
         flush()
-        log.warning("%s: malformed tar, %d images indexed before the error (%s)", path, len(refs), e)
+        problems.append((str(path), f"malformed tar, {len(refs)} images indexed before the error "
+                                    f"({e.strerror if isinstance(e, OSError) and e.strerror else e})"))
     flush()
     return refs
 
@@ -150,9 +185,14 @@ def expand_sources(specs: list[str]) -> tuple[list[BgRef], list[tuple[str, str]]
                     if not files:
                         problems.append((str(p), "no images in folder"))
                     for f in files:
-                        refs.extend(_index_tar(f) if f.suffix == ".tar" else [BgRef(f"{p.name}/{f.relative_to(p).as_posix()}", str(f))])
+                        if not is_regular(f):
+                            problems.append((str(f), "not a regular file"))
+                            continue
+                        refs.extend(_index_tar(f, problems) if f.suffix == ".tar" else [BgRef(f"{p.name}/{f.relative_to(p).as_posix()}", str(f))])
+                elif p.exists() and not p.is_dir() and not is_regular(p):
+                    problems.append((str(p), "not a regular file"))
                 elif p.suffix.lower() == ".tar" and p.is_file():
-                    refs.extend(_index_tar(p))
+                    refs.extend(_index_tar(p, problems))
                 elif p.is_file():
                     refs.append(BgRef(p.name, str(p)))
                 else:

@@ -17,6 +17,13 @@ def _range(text: str) -> list[int]:
     return [int(a), int(b or a)]
 
 
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: must be at least 1")
+    return n
+
+
 def _size(text: str) -> list[int]:
     w, _, h = text.lower().partition("x")
     return [int(w), int(h or w)]
@@ -67,7 +74,16 @@ def cmd_render(a: argparse.Namespace) -> int:
     t = manifest["totals"]
     print(f"{t['samples']} samples in {t['shards']} shards, {t['chars']} characters, "
           f"{t['dropped_chars']} dropped for lack of glyphs -> {a.out}")
-    return 1 if manifest["failed_shards"] else 0
+    return _failed(manifest)
+
+
+def _failed(manifest: dict) -> int:
+    """Exit status 1, with one line, when shards failed (listed in the manifest); 0 otherwise."""
+    f = manifest["failed_shards"]
+    if f:
+        print(f"error: {len(f)} shard(s) failed, listed in manifest.json (shard {f[0]['shard']}: {f[0]['reason']}); "
+              "run the same command again to redo them", file=sys.stderr)
+    return 1 if f else 0
 
 
 def cmd_preview(a: argparse.Namespace) -> int:
@@ -96,7 +112,7 @@ def cmd_filter(a: argparse.Namespace) -> int:
                                            overwrite=a.overwrite))
     t = man["totals"]
     print(f"{t['kept']} of {t['inputs']} images kept -> {a.out}; " + ", ".join(f"{k} {v}" for k, v in t["reasons"].items()))
-    return 1 if man["failed_shards"] else 0
+    return _failed(man)
 
 
 def cmd_filter_report(a: argparse.Namespace) -> int:
@@ -133,7 +149,7 @@ def add_config_flags(p: argparse.ArgumentParser, what: str) -> None:
 def add_executor_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=["ray", "local"], default="ray",
                    help="ray (default: a local Ray, or the cluster at --address) or local (in-process)")
-    p.add_argument("--workers", type=int, help="CPUs for a local Ray (default: all cores)")
+    p.add_argument("--workers", type=_positive, help="CPUs for a local Ray (default: all cores)")
     p.add_argument("--address", help="existing Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
 
 
@@ -221,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if args.log_file:
-        handlers.append(logging.FileHandler(args.log_file, errors="backslashreplace"))  # any file name logs
+        try:
+            handlers.append(logging.FileHandler(args.log_file, errors="backslashreplace"))  # any file name logs
+        except OSError as e:
+            print(f"error: --log-file {_os_error(e)}", file=sys.stderr)
+            return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=handlers,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:

@@ -218,3 +218,75 @@ def test_a_full_disk_at_the_manifest_names_the_file(tmp_path, monkeypatch, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and err[-1] == f"error: {tmp_path / 'o' / 'manifest.json'}: No space left on device"
     assert len(list((tmp_path / "o").glob("*.tar"))) == 1  # the shard itself is kept
+
+
+@pytest.mark.timeout(120)
+def test_fifos_and_devices_named_like_images_are_skipped_not_read(tmp_path):
+    bg = tmp_path / "bg"
+    bg.mkdir()
+    (bg / "ok.png").write_bytes(photo(0))
+    os.mkfifo(bg / "fifo.png")  # reading it would block forever
+    (bg / "zero.png").symlink_to("/dev/zero")  # reading it would fill the memory
+    os.mkfifo(tmp_path / "pipe.tar")
+    man = run_filter([str(bg), str(tmp_path / "pipe.tar")], KEEP_VALID, tmp_path / "f")
+    assert man["totals"]["inputs"] == 1 and man["totals"]["kept"] == 1
+    assert sorted(os.path.basename(src) for src, why in man["input_problems"] if why == "not a regular file") == \
+        ["fifo.png", "pipe.tar", "zero.png"]
+    r = run_render(job_on(bg, n=2), tmp_path / "r")
+    assert r["totals"]["samples"] == 2 and not r["failed_shards"]
+
+
+def test_inputs_that_yield_no_image_are_an_error_not_an_empty_success(tmp_path):
+    (tmp_path / "empty.tar").write_bytes(b"")
+    (tmp_path / "random.tar").write_bytes(np.random.default_rng(0).bytes(5000))
+    r = cli("filter", "--input", str(tmp_path / "empty.tar"), str(tmp_path / "random.tar"), "--out",
+            str(tmp_path / "o"), "--executor", "local")
+    err = r.stderr.decode().strip().splitlines()[-1]
+    assert r.returncode == 2 and "no images in the inputs" in err and "empty.tar: malformed tar" in err
+    assert not list((tmp_path / "o").glob("*.tar")) if (tmp_path / "o").exists() else True
+
+
+def test_kept_samples_with_long_or_undecodable_keys_are_written_and_verified(tmp_path):
+    tar = tmp_path / "in.tar"
+    names = ["d/" + "x" * 150 + ".png", "caf\udce9.png"]  # over USTAR's name field; not UTF-8
+    with tarfile.open(tar, "w", format=tarfile.GNU_FORMAT) as tf:
+        for i, name in enumerate(names):
+            data = photo(i)
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    man = run_filter([str(tar)], KEEP_VALID, tmp_path / "o")
+    assert man["totals"]["kept"] == 2 and not man["failed_shards"]
+    keys = [s["__key__"] for s in wds.WebDataset([str(tmp_path / "o" / "filtered-000000.tar")], shardshuffle=False)]
+    assert keys == [n[:-4] for n in names]
+    assert verify(tmp_path / "o").ok
+
+
+def test_verify_and_preview_survive_hostile_folders(tiny_dataset, tmp_path):
+    from pipelines.preview import preview
+
+    d = tmp_path / "d"
+    shutil.copytree(tiny_dataset, d)
+    man = json.loads((d / "manifest.json").read_text())
+    for key, value, why in ((("num_shards",), 10**12, "num_shards 1000000000000 is out of range"),
+                            (("config", "output", "name"), "../escape", "shard prefix '../escape' is not a plain name")):
+        bad = json.loads(json.dumps(man))
+        node = bad
+        for k in key[:-1]:
+            node = node[k]
+        node[key[-1]] = value
+        (d / "manifest.json").write_text(json.dumps(bad))
+        r = verify(d)  # returns at once, reads nothing outside d; the shards are still checked by their stats
+        assert r.problems == [(str(d / "manifest.json"), f"missing or unreadable manifest (ValueError: {why})")]
+        assert r.checked == 3
+    with tarfile.open(d / "textinfuse-000000.tar") as src, tarfile.open(tmp_path / "bad-000000.tar", "w") as out:
+        for m in src.getmembers():
+            data = src.extractfile(m).read()
+            if m.name == "000000_000001.png":
+                data = b"not an image"
+            m.size = len(data)
+            out.addfile(m, io.BytesIO(data))
+    g = tmp_path / "g"
+    g.mkdir()
+    shutil.copy(tmp_path / "bad-000000.tar", g)
+    assert preview(g, tmp_path / "p.png", num=10) == 4  # the broken sample is skipped, the rest shown
