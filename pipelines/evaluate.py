@@ -177,10 +177,23 @@ def list_images(d: Path) -> list[Path]:
     return sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
 
 
+MAX_PIXELS = 178_956_970  # PIL's own default bomb limit, held here so no other setting changes it
+
+
 def load_rgb(path: Path) -> np.ndarray:
+    """An image file as uint8 RGB. Only regular files are opened (a FIFO named like an image would block),
+    and images over MAX_PIXELS are refused before they are decoded."""
+    import io
+
     from PIL import Image
 
-    with Image.open(path) as im:
+    from render_engine.backgrounds import open_regular
+
+    with open_regular(path) as f:
+        data = f.read()
+    with Image.open(io.BytesIO(data)) as im:
+        if im.width * im.height > MAX_PIXELS:
+            raise ValueError(f"{im.width}x{im.height}: over the {MAX_PIXELS}-pixel limit (decompression bomb?)")
         return np.asarray(im.convert("RGB"))
 
 
