@@ -187,7 +187,7 @@ def load_rgb(path: Path) -> np.ndarray:
 
     from PIL import Image
 
-    from render_engine.backgrounds import open_regular
+    from render_engine.files import open_regular
 
     with open_regular(path) as f:
         data = f.read()

@@ -1,13 +1,16 @@
-"""PNG writer for render's samples: rows filtered with numpy, deflated with ISA-L.
+"""PNG writer for render's samples: rows filtered with numpy, deflated with libdeflate.
 
-A 256x256 render sample is written in about 0.75 ms at level 1, where libpng (through OpenCV) takes
-2.9 ms with the Up filter and RLE, or 5.6 ms with its default filters, and the files are no bigger
+A 256x256 render sample is written in about 1.4 ms at level 1, where libpng (through OpenCV) takes
+2.9 ms with the Up filter and RLE, or 5.6 ms with its default filters, and the files are smaller
 than the former's. PNG encoding had been about a third of a sample's cost. The files are ordinary
 8-bit PNGs (IHDR, one IDAT, IEND) that every decoder reads; the training loader's fast path
 (`training/png.py`) decodes the None, Sub and Up rows this writes by default.
 
-Levels 0-3 deflate with ISA-L (`isal`) at that level (0 is fastest); 4-9 with zlib at that level, for
-smaller files at several times the cost. Row filters: "none", "sub", "up", "average", "paeth", or
+Every level 0-9 deflates with libdeflate (the `deflate` package) at that level (0 stores, 1 is fastest).
+It is deterministic: the same rows give the same bytes in any process, which "same seed, same bytes"
+needs. ISA-L (`isal`), used here before at levels 0-3, was 2.3x faster but is not: it allocates its
+hash table uninitialised, and one sample in 600 came out 2 bytes longer in a Ray worker than in the
+driver (same pixels; tests/pipelines/test_ray_faults.py). Row filters: "none", "sub", "up", "average", "paeth", or
 "adaptive" (per row, the filter with the smallest sum of absolute signed bytes: libpng's heuristic).
 """
 
@@ -16,8 +19,8 @@ from __future__ import annotations
 import struct
 import zlib
 
+import deflate
 import numpy as np
-from isal import isal_zlib
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FILTERS = ("none", "sub", "up", "average", "paeth")  # PNG filter types 0-4, in this order
@@ -90,6 +93,6 @@ def encode_png(image: np.ndarray, level: int = 1, row_filter: str = "up") -> byt
     if row_filter not in FILTERS and row_filter != "adaptive":
         raise ValueError(f"encode_png: row filter {row_filter!r} (need one of {', '.join(FILTERS)}, adaptive)")
     rows = _rows(np.ascontiguousarray(image).reshape(h, w * ch), row_filter, ch)
-    idat = isal_zlib.compress(rows, level) if level <= 3 else zlib.compress(rows, level)
+    idat = deflate.zlib_compress(rows, level)
     ihdr = struct.pack(">IIBBBBB", w, h, 8, COLOUR_TYPE[ch], 0, 0, 0)
     return SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")

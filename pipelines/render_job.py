@@ -83,15 +83,15 @@ class RenderJobConfig:
 
 
 def versions() -> dict[str, str]:
+    import deflate
     import freetype
-    import isal
     import PIL
 
     import render_engine
 
     return {"textinfuse": render_engine.__version__, "python": platform.python_version(), "numpy": np.__version__,
             "opencv": cv2.__version__, "pillow": PIL.__version__, "freetype": ".".join(map(str, freetype.version())),
-            "isal": isal.__version__}
+            "libdeflate": deflate.__version__}
 
 
 def encode(image: np.ndarray, out: OutputConfig) -> bytes:
@@ -217,7 +217,8 @@ def identity(job: RenderJobConfig) -> Identity:
         "render_config": config_hash(job.render), "output_config": config_hash(job.output)})
 
 
-def write_manifest(job: RenderJobConfig, out_dir: Path, failed: list[dict]) -> dict[str, Any]:
+def write_manifest(job: RenderJobConfig, out_dir: Path, failed: list[dict],
+                   skipped_fonts: list[tuple[str, str]] = ()) -> dict[str, Any]:
     shards = [read_stats(out_dir, job.output.name, s) for s in range(job.num_shards)]
     done = [s for s in shards if s]
     totals: dict[str, Any] = {"samples": sum(s["count"] for s in done), "shards": len(done),
@@ -230,6 +231,7 @@ def write_manifest(job: RenderJobConfig, out_dir: Path, failed: list[dict]) -> d
     bad = list({json.dumps(b, sort_keys=True): b for s in done for b in s["bad_backgrounds"]}.values())
     manifest = {"kind": "render", "config": to_dict(job), "config_hash": job.content_hash(), "seed": job.seed, "recipe": job.recipe,
                 "num_shards": job.num_shards, "totals": totals, "bad_backgrounds": bad, "failed_shards": failed,
+                "skipped_fonts": [{**name_fields("path", p), "reason": why} for p, why in skipped_fonts],
                 "histograms": {k: dict(sorted(v.items())) for k, v in hist.items()},
                 "shards": [{k: s[k] for k in ("shard", "file", "count", "bytes", "sha256")} for s in done],
                 "versions": versions()}
@@ -249,7 +251,10 @@ def run_render(job: RenderJobConfig, out_dir: str | Path, overwrite: bool = Fals
     manifest.json and config.yaml. Failed shards are listed in the manifest under "failed_shards"."""
     import yaml
 
+    from render_engine.engine import load_fonts
+
     out_dir = Path(out_dir)
+    fonts = load_fonts(job.render)  # here, not only in the workers: a job no font can serve is refused at once
     claim(out_dir, identity(job), overwrite)
     (out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(job), sort_keys=False, allow_unicode=True))
     todo = [s for s in range(job.num_shards) if not is_done(job, out_dir, s)]
@@ -270,6 +275,6 @@ def run_render(job: RenderJobConfig, out_dir: str | Path, overwrite: bool = Fals
     ex.run(render_task, (job, str(out_dir)), todo, on_result)
     prog.close()
     sweep_tmp(out_dir)
-    manifest = write_manifest(job, out_dir, sorted(failed, key=lambda f: f["shard"]))
+    manifest = write_manifest(job, out_dir, sorted(failed, key=lambda f: f["shard"]), fonts.skipped)
     log.info("%d samples in %d shards -> %s", manifest["totals"]["samples"], manifest["totals"]["shards"], out_dir)
     return manifest

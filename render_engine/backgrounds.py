@@ -8,13 +8,11 @@ palette, alpha, animated) are converted to 8-bit RGB.
 from __future__ import annotations
 
 import base64
-import errno
 import glob
 import io
 import logging
 import os
 import re
-import stat
 import tarfile
 import warnings
 from collections import OrderedDict
@@ -24,6 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
+
+from .files import is_regular, open_regular, read_span
 
 log = logging.getLogger(__name__)
 
@@ -80,49 +80,14 @@ class BgRef:
     def read_extras(self) -> dict[str, bytes]:
         """The sample's other members, byte for byte, by extension."""
         with open_regular(self.path) as f:
-            return {ext: _read_span(f, offset, size) for ext, offset, size in self.extras}
+            return {ext: read_span(f, offset, size) for ext, offset, size in self.extras}
 
     def read(self) -> bytes:
         """The image's bytes; OSError for anything but a regular file, or a span past its end."""
         with open_regular(self.path) as f:
             if self.offset < 0:
-                return _read_span(f, 0, os.fstat(f.fileno()).st_size)
-            return _read_span(f, self.offset, self.size)
-
-
-MAX_INPUT_BYTES = 1 << 30  # one image file (or tar member); larger ones are refused unread
-
-
-def open_regular(path: str | os.PathLike) -> io.BufferedReader:
-    """Open a regular file for reading, never blocking: a FIFO, a device (/dev/zero) or a socket named like
-    an image would hang a worker or fill its memory, so it is refused (OSError naming the path)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _read_span(f: io.BufferedReader, offset: int, size: int) -> bytes:
-    if size > MAX_INPUT_BYTES:
-        raise OSError(errno.EFBIG, f"{size} bytes, over the {MAX_INPUT_BYTES}-byte limit for one input", f.name)
-    have = os.fstat(f.fileno()).st_size - offset
-    if have < size:  # checked before reading: a tar header may claim any size
-        raise OSError(errno.EIO, f"truncated: {max(have, 0)} of {size} bytes", f.name)
-    f.seek(offset)
-    return f.read(size)
-
-
-def is_regular(p: Path) -> bool:
-    """A regular file (following a symlink), without opening it: never a FIFO or a device."""
-    try:
-        return stat.S_ISREG(p.stat().st_mode)
-    except OSError:
-        return False
+                return read_span(f, 0, os.fstat(f.fileno()).st_size)
+            return read_span(f, self.offset, self.size)
 
 
 class BadImage(Exception):

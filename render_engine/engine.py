@@ -41,12 +41,20 @@ class Sample:
     alpha: np.ndarray  # (H, W) float32 text coverage after geometry (for checks and debugging)
 
 
+def load_fonts(cfg: RenderConfig) -> FontLibrary:
+    """The job's fonts (its folders, plus the bundled ones unless excluded); FontError when a language of
+    the job has no face that writes it (the job would drop every character of it)."""
+    fdirs = [*cfg.fonts.dirs, *([bundled_fonts()] if cfg.fonts.include_bundled or not cfg.fonts.dirs else [])]
+    fonts = FontLibrary.load(fdirs)
+    fonts.require(cfg.text.langs)
+    return fonts
+
+
 class Assets:
     """Fonts, glyph cache, text and backgrounds for one config; build once per worker process."""
 
     def __init__(self, cfg: RenderConfig):
-        fdirs = [*cfg.fonts.dirs, *([bundled_fonts()] if cfg.fonts.include_bundled or not cfg.fonts.dirs else [])]
-        self.fonts = FontLibrary.load(fdirs)
+        self.fonts = load_fonts(cfg)
         self.glyphs = GlyphCache()
         corpora = Path(cfg.text.corpora) if cfg.text.corpora else bundled_corpora()
         charset = Path(cfg.text.charset) if cfg.text.charset else bundled_corpora() / "charsets" / "gb2312_level1.txt"
@@ -126,6 +134,7 @@ class Renderer:
     def __init__(self, cfg: RenderConfig, assets: Assets | None = None):
         self.cfg = cfg
         self.assets = assets or Assets(cfg)
+        self.assets.fonts.require(cfg.text.langs)  # assets may be shared: refuse now, not drop every character
         self.effects = fx.ordered(cfg.effects.enabled)
 
     # ---- measuring -------------------------------------------------------------------------------

@@ -1,27 +1,43 @@
 """Font library: find faces, know exactly which characters each covers, pick a face for a string.
 
-Coverage comes from each face's best cmap (fontTools), computed once per face and cached for the
-process. A string is only ever given to a face that covers every character in it; characters no
-face covers are removed before layout and reported, so no missing-glyph box is ever drawn.
+Coverage comes from each face's best cmap (fontTools), kept only where FreeType finds a glyph with an
+outline, computed once per face and cached for the process. A string is only ever given to a face
+that covers every character in it; characters no face covers are removed before layout and reported,
+so no missing-glyph box and no silently blank character is ever in an image.
+
+Font files are untrusted input: special files are refused unread, WOFF/WOFF2 decompression is bounded
+before fontTools runs (it checks sizes only after decompressing), and the plain sfnt FreeType needs is
+kept in a per-user cache (`webfonts.cached_sfnt`), never in the shared temp folder.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import tempfile
+import stat
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from .files import Refused, read_regular
+from .webfonts import WebFontError, cached_sfnt
+
 log = logging.getLogger(__name__)
 
 FONT_EXTS = {".ttf", ".otf", ".ttc", ".otc", ".woff", ".woff2"}
 COLLECTION_EXTS = {".ttc", ".otc"}
+WEB_EXTS = {".woff", ".woff2"}
 WHITESPACE = frozenset(" \t\n\u3000\u00a0")
+MAX_WEB_FONT_BYTES = 128 * 2**20  # a .woff/.woff2 as found (the largest CJK web fonts are ~20 MB)
+MAX_MANIFEST_BYTES = 4 * 2**20
+# what each language of TextConfig.langs needs one face to write (mixed text is set in one Chinese face)
+LANG_SCRIPTS = {"en": ("English", ("latin",)), "zh": ("Chinese", ("han",)),
+                "mixed": ("mixed Chinese and English", ("han", "latin"))}
+_LETTER = {"latin": lambda c: "A" <= c <= "Z" or "a" <= c <= "z", "han": lambda c: "\u4e00" <= c <= "\u9fff"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,7 +45,9 @@ class FontFace:
     """One face of one font file. `id` is stable across machines: path relative to its root + '#index'."""
 
     id: str
-    path: str  # absolute path FreeType opens (a decompressed copy for WOFF/WOFF2)
+    # the file FreeType opens; for WOFF/WOFF2 a decompressed copy in this user's cache, valid on this machine
+    # only: FontLibrary.load runs in each worker process (Renderer per worker), so pickled faces stay local
+    path: str
     index: int
     family: str
     style: str
@@ -51,8 +69,8 @@ class FontFace:
         return (set(text) - WHITESPACE) <= self.chars
 
 
-class FontError(Exception):
-    pass
+class FontError(ValueError):
+    """A font, or the set of fonts, that cannot serve (the message is the reason, one line)."""
 
 
 def _name(tt, name_id: int) -> str:
@@ -60,21 +78,34 @@ def _name(tt, name_id: int) -> str:
     return name or ""
 
 
-def _decompress_web_font(src: Path) -> Path:
-    """WOFF/WOFF2 -> a plain sfnt in a per-user temp cache (FreeType builds may lack brotli)."""
-    from fontTools.ttLib import TTFont
+def _drawn_chars(ft, cmap: dict[int, str]) -> tuple[frozenset[str], int]:
+    """The characters of `cmap` FreeType draws with ink (or that are spaces), and how many it would draw
+    blank or fail on. A glyph with no outline would leave a character in the label and none in the image;
+    a glyph FreeType cannot load would fail the whole shard at render time."""
+    import freetype
 
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
-    cache = Path(tempfile.gettempdir()) / "textinfuse-fonts"
-    cache.mkdir(exist_ok=True)
-    out = cache / f"{src.stem}-{digest}.otf"
-    if not out.exists():
-        tt = TTFont(str(src))
-        tt.flavor = None
-        tmp = out.with_suffix(".tmp")
-        tt.save(str(tmp))
-        tmp.replace(out)
-    return out
+    flags = freetype.FT_LOAD_NO_SCALE | freetype.FT_LOAD_NO_BITMAP
+    ok, bad, seen = [], 0, {}
+    for cp in cmap:
+        if cp < 0x20 or 0xD800 <= cp <= 0xDFFF:
+            continue
+        ch = chr(cp)
+        gi = ft.get_char_index(cp)  # FreeType's cmap is the one rendering uses
+        if gi not in seen:
+            try:
+                ft.load_glyph(gi, flags)
+                seen[gi] = gi != 0 and ft.glyph.outline.n_contours > 0
+            except freetype.FT_Exception:
+                seen[gi] = False
+        if seen[gi]:
+            ok.append(ch)
+            continue
+        kind = unicodedata.category(ch)
+        if gi != 0 and (ch in WHITESPACE or kind == "Zs"):  # spaces are meant to be blank
+            ok.append(ch)
+        elif kind not in ("Cc", "Cf", "Zl", "Zp"):  # invisible ones are stripped from text anyway
+            bad += 1
+    return frozenset(ok), bad
 
 
 def _load_faces(path: Path, rel: str, meta: dict) -> list[FontFace]:
@@ -83,20 +114,29 @@ def _load_faces(path: Path, rel: str, meta: dict) -> list[FontFace]:
     from fontTools.ttLib import TTCollection, TTFont, TTLibError
 
     try:
-        if path.stat().st_size == 0:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise FontError("not a regular file")
+        if st.st_size == 0:
             raise FontError("empty file")
-        if path.suffix.lower() in COLLECTION_EXTS:
-            fonts = list(TTCollection(str(path), lazy=True).fonts)
+        suffix = path.suffix.lower()
+        ft_path = cached_sfnt(read_regular(path, MAX_WEB_FONT_BYTES)) if suffix in WEB_EXTS else path
+        # coverage is read from the very file FreeType opens, so labels and images cannot disagree
+        if suffix in COLLECTION_EXTS:
+            fonts = list(TTCollection(str(ft_path), lazy=True).fonts)
         else:
-            fonts = [TTFont(str(path), lazy=True)]
-        ft_path = _decompress_web_font(path) if path.suffix.lower() in {".woff", ".woff2"} else path
+            fonts = [TTFont(str(ft_path), lazy=True)]
         faces = []
         for i, tt in enumerate(fonts):
             cmap = tt.getBestCmap()
             if not cmap:
                 raise FontError(f"face {i} has no usable cmap")
-            freetype.Face(str(ft_path), i)  # FreeType must open it too
-            chars = frozenset(chr(cp) for cp in cmap if cp >= 0x20 and not 0xD800 <= cp <= 0xDFFF)
+            chars, bad = _drawn_chars(freetype.Face(str(ft_path), i), cmap)  # FreeType must open it too
+            if not chars - WHITESPACE:
+                raise FontError(f"face {i} draws none of its {len(cmap)} characters")
+            if bad > max(10, len(cmap) // 100):
+                log.warning("%s: face %d: %d characters map to empty or broken glyphs; treated as missing",
+                            path, i, bad)
             family = meta.get("family") or _name(tt, 16) or _name(tt, 1) or path.stem
             style = meta.get("style") or _name(tt, 17) or _name(tt, 2) or "Regular"
             faces.append(
@@ -108,6 +148,8 @@ def _load_faces(path: Path, rel: str, meta: dict) -> list[FontFace]:
         return faces
     except FontError:
         raise
+    except (Refused, WebFontError) as e:
+        raise FontError(str(e)) from None
     except (TTLibError, OSError, KeyError, AssertionError, ValueError, IndexError, freetype.FT_Exception) as e:
         raise FontError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}") from None
     except Exception as e:  # fontTools raises assorted errors on damaged tables
@@ -120,17 +162,20 @@ _FILE_CACHE: dict[tuple[str, int, int], list[FontFace]] = {}
 class FontLibrary:
     """The faces available to a job. Build with `FontLibrary.load(dirs)`; picklable and cheap to reload."""
 
-    def __init__(self, faces: list[FontFace], skipped: list[tuple[str, str]] | None = None):
+    def __init__(self, faces: list[FontFace], skipped: list[tuple[str, str]] | None = None,
+                 sources: list[str] | None = None):
         if not faces:
-            raise FontError("no usable font faces found")
+            raise FontError(f"no usable font faces in {', '.join(sources or []) or 'the fonts given'}")
         self.faces = sorted(faces, key=lambda f: f.id)
         self.by_id = {f.id: f for f in self.faces}
         self.skipped = skipped or []
+        self.sources = sources or sorted({str(Path(f.source_file).parent) for f in self.faces})
         self._union = frozenset().union(*(f.chars for f in self.faces))
 
     @classmethod
     def load(cls, dirs: list[str | Path]) -> FontLibrary:
-        """Scan folders (recursively) or single files for fonts; broken files are skipped with a warning."""
+        """Scan folders (recursively) or single files for fonts. Broken files, and folders that give no
+        face, are skipped with a one-line warning and listed in `skipped` as (path, reason)."""
         faces: list[FontFace] = []
         skipped: list[tuple[str, str]] = []
         for d in dirs:
@@ -140,10 +185,12 @@ class FontLibrary:
             elif root.is_dir():
                 files, base = sorted(p for p in root.rglob("*") if p.suffix.lower() in FONT_EXTS), root
             else:
-                log.warning("%s: font folder not found, skipped", root)
-                skipped.append((str(root), "not found"))
+                why = "not a font file or folder" if root.exists() else "not found"
+                log.warning("%s: font folder skipped (%s)", root, why)
+                skipped.append((str(root), why))
                 continue
             meta = _read_manifest(root if root.is_dir() else root.parent)
+            n = len(faces)
             for p in files:
                 rel = f"{base.name}/{p.relative_to(base).as_posix()}"
                 try:
@@ -155,7 +202,23 @@ class FontLibrary:
                 except (FontError, OSError) as e:
                     log.warning("%s: broken font skipped (%s)", p, e)
                     skipped.append((str(p), str(e)))
-        return cls(faces, skipped)
+            if root.is_dir() and len(faces) == n:  # a --fonts folder that adds nothing must not pass unnoticed
+                why = (f"none of its {len(files)} font files could be loaded" if files else
+                       f"no font files in it ({' '.join(sorted(FONT_EXTS))})")
+                log.warning("%s: font folder gives no faces: %s", root, why)
+                skipped.append((str(root), why))
+        return cls(faces, skipped, [str(d) for d in dirs])
+
+    def require(self, langs: Iterable[str]) -> None:
+        """Raise FontError if, for a language, no face writes even one letter of each script it needs (see
+        LANG_SCRIPTS): the job would run to the end and drop every character of it. Partial coverage
+        is not refused: characters no face covers are dropped and counted, sample by sample."""
+        for lang in langs:
+            name, scripts = LANG_SCRIPTS[lang]
+            if not any(all(any(map(_LETTER[s], f.chars)) for s in scripts) for f in self.faces):
+                need = " and ".join(f"'{s}'" for s in scripts)
+                raise FontError(f"no font covers {name} (langs includes {lang}): the fonts given "
+                                f"({', '.join(self.sources)}) have no face that writes {need}")
 
     def covered(self, ch: str) -> bool:
         return ch in self._union or ch in WHITESPACE
@@ -187,13 +250,27 @@ class FontLibrary:
 
 
 def _read_manifest(root: Path) -> dict[str, dict]:
-    """Optional fonts/manifest.json: family/style/category per file (relative path)."""
+    """Optional fonts/manifest.json: family/style/category per file (relative path). Anything unusable in
+    it is ignored with a warning: it only names fonts, and the fonts' own names are the fallback."""
     m = root / "manifest.json"
     if not m.exists():
         return {}
     try:
-        data = json.loads(m.read_text(encoding="utf-8"))
-        return {e["file"]: e for e in data.get("fonts", [])}
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        data = json.loads(read_regular(m, MAX_MANIFEST_BYTES).decode("utf-8"))
+        entries = data.get("fonts", []) if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise FontError("expected an object with a list 'fonts'")
+        out, bad = {}, 0
+        for e in entries:
+            if not (isinstance(e, dict) and isinstance(e.get("file"), str)):
+                bad += 1
+                continue
+            names = {k: v for k, v in e.items() if k in ("family", "style", "category")}
+            out[e["file"]] = {k: v for k, v in names.items() if isinstance(v, str) and v}
+            bad += len(out[e["file"]]) < len(names)
+        if bad:
+            log.warning("%s: %d font manifest entries ignored in whole or part (wrong types)", m, bad)
+        return out
+    except (OSError, ValueError, FontError, RecursionError) as e:
         log.warning("%s: unreadable font manifest ignored (%s)", m, e)
         return {}

@@ -3,6 +3,11 @@
 Unknown keys and wrong types are rejected with a message naming the dotted key and the file.
 `--set a.b=v` overrides are applied to the raw mapping before conversion (values parsed as YAML).
 This module imports nothing heavy, so every job's config goes through it at the CLI edge.
+
+Config files are trusted not to run code, not to be small: YAML aliases are refused (an alias bomb of a
+few hundred bytes expands to gigabytes when the mapping is copied), as are duplicate keys (YAML would
+keep the last silently), files over `MAX_CONFIG_BYTES`, FIFOs and devices, and values that are not
+plain JSON-like data (dates, binary, sets), so every config can be copied, hashed and written back.
 """
 
 from __future__ import annotations
@@ -10,38 +15,152 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import re
+import stat
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import tomllib
 import yaml
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the `tomli` package
+    import tomli as tomllib  # type: ignore[no-redef]
+
 T = TypeVar("T")
+MAX_CONFIG_BYTES = 1 << 20  # a hand-written config is a few kB; anything near this is a mistake or hostile
 
 
 class ConfigError(ValueError):
     """A bad config value; the message is one line naming the key (and file when known)."""
 
 
-def read_mapping(path: str | Path) -> dict[str, Any]:
-    """Read a YAML (.yaml/.yml) or TOML (.toml) file into a plain dict."""
-    p = Path(path)
+class _Refused(yaml.MarkedYAMLError):
+    """Well-formed YAML that a config file may not use (an alias, a duplicate key)."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases and duplicate keys, at the line where they occur."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            ev = self.peek_event()
+            raise _Refused(problem=f"alias *{ev.anchor}: YAML aliases are not allowed in config files",
+                           problem_mark=ev.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # unhashable: SafeConstructor refuses it with its own message
+                    continue
+                if first is not None:
+                    raise _Refused(problem=f"duplicate key {key!r} (first at line {first})",
+                                   problem_mark=key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_error(e: yaml.YAMLError, where: str) -> ConfigError:
+    """One line naming `where`, the line and the problem."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    at = f" at line {mark.line + 1}" if mark is not None else ""
+    what = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
+    if isinstance(e, _Refused):
+        return ConfigError(f"{where}:{at.replace(' at ', ' ')}: {what}")
+    return ConfigError(f"{where}: not valid YAML{at} ({what})")
+
+
+def _parse_yaml(text: str, where: str) -> Any:
     try:
-        text = p.read_text(encoding="utf-8")
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.reader.ReaderError as e:  # a control character: it has a position, not a mark
+        raise ConfigError(f"{where}: not valid YAML at line {text.count(chr(10), 0, e.position) + 1} "
+                          f"(character #x{e.character:04x}: {e.reason})") from None
+    except yaml.YAMLError as e:
+        raise _yaml_error(e, where) from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply") from None
+
+
+def _parse_toml(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        m = re.search(r"\(at line (\d+), column \d+\)$", first)
+        if not m:
+            raise ConfigError(f"{where}: not valid TOML ({first})") from None
+        n = int(m.group(1))  # tomllib names the line, not the key: quote the line so the key is seen
+        src = text.splitlines()[n - 1].strip() if 0 < n <= len(text.splitlines()) else ""
+        raise ConfigError(f"{where}: not valid TOML at line {n} ({first[: m.start()].strip()}): "
+                          f"{src[:80]!r}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply") from None
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _check_plain(value: Any, key: str, where: str) -> None:
+    """Refuse what JSON cannot hold (dates, binary, sets, non-string keys): configs are copied and hashed
+    as JSON, and a YAML 1.1 key such as `off:` that became False is a typo better caught here."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"{where}: key {k!r}{f' in {key}' if key else ''} is not a string (quote it)")
+            _check_plain(v, f"{key}.{k}" if key else k, where)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{key}[{i}]", where)
+    elif not isinstance(value, _PLAIN):
+        raise ConfigError(f"{where}: {key or 'value'}: a {type(value).__name__} is not a config value "
+                          "(quote it to make it a string)")
+
+
+def _read_text(p: Path) -> str:
+    """The file as text, refusing non-regular files (a FIFO would block forever), big files and non-UTF-8."""
+    try:  # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat below refuses it anyway
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
         raise ConfigError(f"{p}: cannot read config ({e.strerror or e})") from None
     try:
-        data = tomllib.loads(text) if p.suffix == ".toml" else yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ConfigError(f"{p}: not valid {'TOML' if p.suffix == '.toml' else 'YAML'} ({first})") from None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{p}: {'a folder' if stat.S_ISDIR(mode) else 'not a regular file'}, not a config file")
+        data = os.read(fd, MAX_CONFIG_BYTES + 1)
+        while len(data) <= MAX_CONFIG_BYTES and (more := os.read(fd, MAX_CONFIG_BYTES + 1 - len(data))):
+            data += more  # os.read may return less than asked
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read config ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{p}: config file larger than {MAX_CONFIG_BYTES // 2**20} MiB")
+    try:
+        return data.decode("utf-8-sig")  # -sig: a BOM (Windows editors) is not part of the config
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})") from None
+
+
+def read_mapping(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (.yaml/.yml) or TOML (.toml) file into a plain dict (strictly, see the module doc)."""
+    p = Path(path)
+    text = _read_text(p)
+    data = _parse_toml(text, str(p)) if p.suffix == ".toml" else _parse_yaml(text, str(p))
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: top level must be a mapping, got {type(data).__name__}")
+    _check_plain(data, "", str(p))
     return data
 
 
@@ -49,21 +168,27 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     """Apply `a.b=v` strings to a nested dict (a copy); v is parsed as YAML (so 3, true, [1, 2] work)."""
     out = json.loads(json.dumps(data))
     for item in overrides:
+        where = f"--set {item[:60]!r}" + ("..." if len(item) > 60 else "")  # one short line, whatever was typed
         if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+            raise ConfigError(f"{where}: expected KEY=VALUE")
         key, raw = item.split("=", 1)
         parts = key.strip().split(".")
         if not all(parts):
-            raise ConfigError(f"--set {item!r}: empty key part")
+            raise ConfigError(f"{where}: empty key part")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = yaml.load(raw, Loader=_StrictLoader) if raw.strip() else ""  # noqa: S506 (safe subclass)
+        except _Refused as e:  # an alias bomb on the command line is as bad as one in a file
+            raise _yaml_error(e, where) from None
         except yaml.YAMLError:
-            value = raw
+            value = raw  # not YAML (e.g. `a: b: c`): taken as the string it is
+        except RecursionError:
+            raise ConfigError(f"{where}: nested too deeply") from None
+        _check_plain(value, key.strip(), where)
         node = out
         for p in parts[:-1]:
             nxt = node.setdefault(p, {})
             if not isinstance(nxt, dict):
-                raise ConfigError(f"--set {item!r}: {p} is not a section")
+                raise ConfigError(f"{where}: {p} is not a section")
             node = nxt
         node[parts[-1]] = value
     return out
@@ -197,4 +322,4 @@ def to_dict(obj: Any) -> Any:
 def config_hash(obj: Any) -> str:
     """sha256 (hex, first 16) of the canonical JSON of a config."""
     blob = json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return hashlib.sha256(blob.encode("utf-8", "surrogateescape")).hexdigest()[:16]  # any file name hashes

@@ -102,8 +102,22 @@ class TrainConfig:
         return sum(s.steps for s in self.stages)
 
 
+TEACHER_PATHS = {"lpips_vgg": "file", "lpips_heads": "file", "dinov2": "folder"}
+
+
+def check_teacher_paths(t: TeacherConfig) -> None:
+    """Refuse a teacher path that is set but is not there, before anything loads: weights are local only,
+    and a missing DINOv2 folder would otherwise be taken for a hub id and fetched from the network."""
+    for key, kind in TEACHER_PATHS.items():
+        p = getattr(t, key)
+        if p and not (Path(p).is_dir() if kind == "folder" else Path(p).is_file()):
+            why = f"not a {kind}" if Path(p).exists() else f"no such {kind}"
+            raise ConfigError(f"teachers.{key}: {p}: {why} (weights are local only; see README)")
+
+
 def load_train_config(path: str | Path | None, overrides: list[str] = (), sources: list[str] = ()) -> TrainConfig:
-    """Load a config file with `--source NAME=DIR` and `--set KEY=VALUE` overrides; checks sources exist."""
+    """Load a config file with `--source NAME=DIR` and `--set KEY=VALUE` overrides; checks that every
+    source a stage uses is given and that teacher paths exist (the shard folders are checked by `train`)."""
     extra = []
     for s in sources:
         name, sep, d = s.partition("=")
@@ -111,6 +125,7 @@ def load_train_config(path: str | Path | None, overrides: list[str] = (), source
             raise ConfigError(f"--source {s!r}: expected NAME=DIR")
         extra.append(f"data.sources.{name}={d}")
     cfg = load(TrainConfig, path, [*extra, *overrides])
+    check_teacher_paths(cfg.teachers)
     used = {n for st in cfg.stages for n, w in st.weights.items() if w > 0}
     missing = sorted(used - set(cfg.data.sources))
     if missing:

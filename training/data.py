@@ -8,18 +8,22 @@ shuffled in a buffer seeded per (rank, worker). The mix is drawn per sample with
 builds whole batches; every batch carries the source index of each sample, so the delivered mix is counted
 by the consumer. Resume: a worker skips the raw (undecoded) samples of the batches already consumed, and
 crops draw from a Generator seeded by the batch index, so the stream after resume is identical.
+
+Shards and images come from anyone. A shard that cannot be read is warned about once and counted, and the
+source goes on with its other shards; a source none of whose shards gives a sample, or none of whose first
+`UNDECODABLE_LIMIT` samples decodes, ends the run with `NoSamples` naming it (the resampled stream would
+otherwise retry for ever). Images over `MAX_PIXELS` are refused from their header, before decoding.
 """
 
 from __future__ import annotations
 
-import glob
 import io
 import itertools
 import logging
 import os
 import random
+import re
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,18 +33,15 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from . import png
+from .shards import NoSamples, ShardReader, shard_urls
+
+__all__ = ["NoSamples", "MixedBatches", "decode_rgb", "eval_images", "make_loader", "random_crop", "shard_urls",
+           "split_holdout"]
 
 log = logging.getLogger(__name__)
 IMAGE_KEYS = ("png", "jpg", "jpeg", "webp")
-
-
-def shard_urls(path: str) -> list[str]:
-    """Sorted .tar shards of a folder, or of a glob pattern."""
-    p = Path(path)
-    urls = sorted(glob.glob(str(p / "*.tar"))) if p.is_dir() else sorted(glob.glob(path))
-    if not urls:
-        raise FileNotFoundError(f"{path}: no .tar shards")
-    return urls
+MAX_PIXELS = 8192 * 8192  # larger images are refused unread (a 300 KB PNG can decode to gigabytes)
+UNDECODABLE_LIMIT = 100  # samples of a source that all fail to decode before it is given up
 
 
 def split_holdout(urls: list[str], holdout: int) -> tuple[list[str], list[str]]:
@@ -50,18 +51,44 @@ def split_holdout(urls: list[str], holdout: int) -> tuple[list[str], list[str]]:
     return urls[:-holdout], urls[-holdout:]
 
 
+# What PIL raises on a corrupt file (SyntaxError: some plugins' "broken PNG file")
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def _check_size(key: str, wh: tuple[int, int]) -> None:
+    if wh[0] * wh[1] > MAX_PIXELS:
+        raise ValueError(f"{key}: image too large ({wh[0]}x{wh[1]} px, limit {MAX_PIXELS} px)")
+
+
+def _pil_rgb(key: str, ext: str, data: bytes) -> np.ndarray:
+    def bad(e: BaseException) -> ValueError:
+        text = re.sub(r" ?<[^<>]* object at 0x[0-9a-f]+>", "", str(e).splitlines()[0] if str(e) else "")
+        return ValueError(f"{key}: undecodable .{ext} ({text or type(e).__name__})")
+
+    try:  # PIL decodes PNG faster than cv2 here (3 vs 4.5 ms for a 256² render sample)
+        im = Image.open(io.BytesIO(data))  # reads the header only
+    except _DECODE_ERRORS as e:
+        raise bad(e) from None
+    with im:
+        _check_size(key, im.size)
+        try:
+            return np.asarray(im.convert("RGB"))
+        except _DECODE_ERRORS as e:
+            raise bad(e) from None
+
+
 def decode_rgb(sample: dict) -> np.ndarray:
-    """The sample's image as RGB uint8 (H, W, 3); raises ValueError when it has none or it is corrupt."""
+    """The sample's image as RGB uint8 (H, W, 3); raises ValueError when it has none, it is corrupt, or it
+    is larger than MAX_PIXELS (checked from the header, before decoding)."""
+    key = sample.get("__key__")
     for k in IMAGE_KEYS:
         if k in sample:
-            if k == "png" and (img := png.decode(sample[k])) is not None:  # render's PNGs: the fast path
-                return img
-            try:  # PIL decodes PNG faster than cv2 here (3 vs 4.5 ms for a 256² render sample)
-                with Image.open(io.BytesIO(sample[k])) as im:
-                    return np.asarray(im.convert("RGB"))
-            except (OSError, ValueError) as e:
-                raise ValueError(f"{sample.get('__key__')}: undecodable .{k} ({e})") from None
-    raise ValueError(f"{sample.get('__key__')}: no image member")
+            if k == "png" and (wh := png.size(sample[k])) is not None:
+                _check_size(key, wh)
+                if (img := png.decode(sample[k])) is not None:  # render's PNGs: the fast path
+                    return img
+            return _pil_rgb(key, k, sample[k])
+    raise ValueError(f"{key}: no image member")
 
 
 def random_crop(img: np.ndarray, size: tuple[int, int], rng: np.random.Generator | None) -> np.ndarray:
@@ -84,30 +111,45 @@ def _rank_world() -> tuple[int, int]:
 
 
 def raw_stream(urls: list[str], shard_seed: int, sample_seed: int, buffer: int, worker: int = 0,
-               workers: int = 1) -> Iterator[dict]:
-    """Infinite undecoded samples of one source for this rank and (logical) DataLoader worker."""
+               workers: int = 1, name: str = "#0") -> Iterator[dict]:
+    """Infinite undecoded samples of one source for this rank and (logical) DataLoader worker; NoSamples
+    when none of the source's shards gives one."""
+    shards = ShardReader(name, urls)
     return iter(wds.DataPipeline(
         wds.ResampledShards(urls, seed=shard_seed, worker_seed=lambda: 0, deterministic=True),
         wds.split_by_node,
         lambda src: itertools.islice(src, worker, None, workers),  # split_by_worker, by logical id
-        wds.tarfile_to_samples(handler=wds.warn_and_continue),
+        lambda src: (s for d in src for s in shards.read(d["url"])),
         wds.shuffle(buffer, initial=buffer, rng=random.Random(sample_seed)),
     ))
 
 
 class MixedBatches(IterableDataset):
-    """Infinite batches {"image": uint8 (B, 3, h, w), "source": int64 (B,)} mixed from several sources.
+    """Infinite batches {"image": uint8 (B, 3, h, w), "source": int64 (B,), "skipped": int64 ()} mixed from
+    several sources; `skipped` counts the batch's samples that did not decode (B is that much shorter).
 
     sizes: (w, h) crop sizes (aspect buckets; one per batch); skip_batches: batches already consumed by
-    this rank in this stream (resume).
+    this rank in this stream (resume); names: how errors name each source (default #0, #1, ...).
+    A batch none of whose samples decodes is dropped; resume counts it as consumed only when it replays
+    the same drop, so a run that met one may resume a batch off (rare: it needs a mostly broken source).
     """
 
     def __init__(self, urls: Sequence[list[str]], weights: Sequence[float], batch_size: int,
-                 sizes: Sequence[tuple[int, int]], seed: int, skip_batches: int = 0, buffer: int = 256) -> None:
+                 sizes: Sequence[tuple[int, int]], seed: int, skip_batches: int = 0, buffer: int = 256,
+                 names: Sequence[str] | None = None) -> None:
         self.urls, self.batch_size, self.sizes = list(urls), batch_size, list(sizes)
         w = np.asarray(weights, float)
         self.p = w / w.sum()
         self.seed, self.skip, self.buffer = seed, skip_batches, buffer
+        self.names = list(names) if names else [f"#{k}" for k in range(len(self.urls))]
+
+    def _skipped(self, k: int, e: ValueError, ok: list[int], bad: list[int]) -> None:
+        """Count a sample of source k that did not decode; give the source up when none ever did."""
+        bad[k] += 1
+        if not ok[k] and bad[k] >= UNDECODABLE_LIMIT:
+            raise NoSamples(f"source {self.names[k]}: none of its first {bad[k]} samples decodes (last: {e})")
+        if bad[k] <= 10 or bad[k] % 100 == 0:
+            log.warning("source %s: sample skipped (%d so far): %s", self.names[k], bad[k], e)
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
@@ -117,9 +159,11 @@ class MixedBatches(IterableDataset):
         wid = (wid + self.skip) % nw
         rank, _ = _rank_world()
         streams = [raw_stream(u, shard_seed=self.seed * 1000 + k, sample_seed=hash((self.seed, k, rank, wid)),
-                              buffer=self.buffer, worker=wid, workers=nw) for k, u in enumerate(self.urls)]
+                              buffer=self.buffer, worker=wid, workers=nw, name=self.names[k])
+                   for k, u in enumerate(self.urls)]
         mix = np.random.default_rng([self.seed, rank, wid, 1])
         n_skip = max(0, (self.skip - wid + nw - 1) // nw)
+        ok, bad = [0] * len(streams), [0] * len(streams)
         b = 0
         while True:
             ks = mix.choice(len(streams), size=self.batch_size, p=self.p)
@@ -129,17 +173,22 @@ class MixedBatches(IterableDataset):
                 continue
             rng = np.random.default_rng([self.seed, rank, wid, 2, b])
             size = self.sizes[int(rng.integers(len(self.sizes)))]
+            b += 1
             imgs = []
-            for r in raws:
+            for k, r in zip(ks, raws, strict=True):
                 try:
                     imgs.append(random_crop(decode_rgb(r), size, rng))
+                    ok[k] += 1
                 except ValueError as e:  # a bad sample shortens its batch; the job goes on
-                    log.warning("skipped: %s", e)
                     imgs.append(None)
+                    self._skipped(int(k), e, ok, bad)
             keep = [i for i, im in enumerate(imgs) if im is not None]
+            if not keep:
+                log.warning("a batch of %d samples had none that decodes: dropped", len(imgs))
+                continue
             yield {"image": torch.from_numpy(np.stack([imgs[i] for i in keep])).permute(0, 3, 1, 2).contiguous(),
-                   "source": torch.as_tensor(ks[keep], dtype=torch.int64)}
-            b += 1
+                   "source": torch.as_tensor(ks[keep], dtype=torch.int64),
+                   "skipped": torch.tensor(len(imgs) - len(keep), dtype=torch.int64)}
 
 
 def make_loader(ds: MixedBatches, workers: int, seed: int, pin: bool = False) -> DataLoader:
@@ -149,21 +198,25 @@ def make_loader(ds: MixedBatches, workers: int, seed: int, pin: bool = False) ->
                       prefetch_factor=4 if workers else None, persistent_workers=False)
 
 
-def eval_images(urls: Sequence[list[str]], n: int, size: int) -> torch.Tensor:
-    """The first `n` decodable images, round-robin over sources, centre-cropped to size²: uint8 (n,3,s,s)."""
-    its = [iter(wds.DataPipeline(wds.SimpleShardList(u), wds.tarfile_to_samples(handler=wds.warn_and_continue)))
-           for u in urls]
+def eval_images(urls: Sequence[list[str]], n: int, size: int, names: Sequence[str] | None = None) -> torch.Tensor:
+    """The first `n` decodable images, round-robin over sources, centre-cropped to size²: uint8 (n,3,s,s).
+    Each shard is read once; ValueError naming every source and why when none gives an image."""
+    names = list(names) if names else [f"#{k}" for k in range(len(urls))]
+    readers = [ShardReader(name, u, raise_when_dry=False) for name, u in zip(names, urls, strict=True)]
+    its = [(r, (s for url in u for s in r.read(url))) for r, u in zip(readers, urls, strict=True)]
     out: list[np.ndarray] = []
     while len(out) < n and its:
-        for it in list(its):
+        for r, it in list(its):
             try:
                 out.append(random_crop(decode_rgb(next(it)), (size, size), None))
             except StopIteration:
-                its.remove(it)
+                its.remove((r, it))
             except ValueError as e:
-                log.warning("eval sample skipped: %s", e)
+                log.warning("eval sample skipped: source %s: %s", r.name, e)
             if len(out) >= n:
                 break
     if not out:
-        raise FileNotFoundError("no evaluation images")
+        why = "; ".join(r.dry() if not r.samples else f"source {r.name}: none of its {r.samples} samples decodes"
+                        for r in readers)
+        raise ValueError(f"no evaluation images: {why}")
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()

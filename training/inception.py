@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .safeio import check_tensors, load_weights
+
 
 class BasicConv2d(nn.Module):
     def __init__(self, cin: int, cout: int, **kw) -> None:
@@ -166,14 +168,10 @@ class FIDInception(nn.Module):
 def load_fid_inception(path: str | Path) -> FIDInception:
     """The FID network with the weights in `path` (.pth state dict, e.g. pytorch-fid's
     `pt_inception-2015-12-05-6726825d.pth`, or .safetensors), in eval mode. Loads strictly: a file for
-    another architecture is refused with the missing or unexpected names."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    another architecture is refused in one line naming it and a missing or unexpected name (a ValueError);
+    .pth files go through torch's weights-only unpickler (see training/safeio.py)."""
     net = FIDInception()
+    state = load_weights(path)
+    check_tensors(path, state, net.state_dict())
     net.load_state_dict(state, strict=True)
     return net.eval().requires_grad_(False)

@@ -101,6 +101,8 @@ def save_grid(path: Path, x: torch.Tensor, xr: torch.Tensor, n: int = 8) -> None
     rows = [torch.cat(list(t[:n].clamp(-1, 1)), dim=2) for t in (x, xr)]
     img = ((torch.cat(rows, dim=1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():  # a run folder from elsewhere: replace the link, never write through it
+        path.unlink()
     Image.fromarray(img).save(path)
 
 
@@ -120,9 +122,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
     out = Path(out_dir)
     use_amp = device.type == "cuda"  # bf16 autocast on GPU, fp32 on CPU
     total = cfg.total_steps
+    # Data first, so a missing source is named before anything heavy loads: training shards per source,
+    # held-out shards for evaluation.
+    splits = {n: split_holdout(shard_urls(p, n), cfg.data.holdout_shards) for n, p in cfg.data.sources.items()}
+    labels = {n: f"{n} ({p})" for n, p in cfg.data.sources.items()}  # how data errors name a source
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+        checkpoint.replace_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False,
+                                                                    allow_unicode=True))
 
     # Model, teachers and optimiser. Same init on every rank (DDP also broadcasts rank 0's weights).
     torch.manual_seed(cfg.seed)
@@ -137,22 +144,25 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.stages[0].lr, betas=cfg.optim.betas,
                             weight_decay=cfg.optim.weight_decay)
     torch.manual_seed(cfg.seed * 1000 + rank + 1)  # per-rank stream for the loop's own randomness
-    state: dict[str, Any] = {"step": 0, "stage": 0, "stage_batches": 0, "mix": {}}
+    state: dict[str, Any] = {"step": 0, "stage": 0, "stage_batches": 0, "mix": {}, "skipped": 0}
     ckpt_dir = out / "ckpt"
-    if resume and (last := checkpoint.latest(ckpt_dir)) is not None:
-        state = checkpoint.load(last, {"net": net}, {"net": ema}, opt)
-        log.info("resumed from %s (step %d)", last, state["step"])
+    if resume:
+        found = checkpoint.resume(ckpt_dir, {"net": net}, {"net": ema}, opt)
+        if found is None:
+            log.info("no checkpoint in %s: starting at step 0", ckpt_dir)
+        else:
+            state = {"skipped": 0, **found[1]}
+            log.info("resumed from %s (step %d)", found[0], state["step"])
     model = nn.parallel.DistributedDataParallel(net) if world > 1 else net
 
-    # Data: training shards per source, held-out shards for evaluation.
-    splits = {n: split_holdout(shard_urls(p), cfg.data.holdout_shards) for n, p in cfg.data.sources.items()}
     eval_x = None
     if rank == 0:
-        eval_x = eval_images([h for _, h in splits.values()], cfg.eval.num_samples, cfg.eval.resolution)
+        eval_x = eval_images([h for _, h in splits.values()], cfg.eval.num_samples, cfg.eval.resolution,
+                             names=[labels[n] for n in splits])
         eval_x = eval_x.to(device).float() / 127.5 - 1
     gt_texts = ocr_texts(eval_x[: cfg.eval.ned_samples]) if rank == 0 and cfg.eval.ned_samples > 0 else []
     writer = _writer(out) if rank == 0 else None
-    metrics = (out / "metrics.jsonl").open("a") if rank == 0 else None
+    metrics = _open_metrics(out / "metrics.jsonl") if rank == 0 else None
 
     step = state["step"]
     stop = min(total, stop_after if stop_after is not None else total)
@@ -171,11 +181,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
         if si != state["stage"]:
             state.update(stage=si, stage_batches=0)
         names = sorted(n for n, w in stage.weights.items() if w > 0)
-        mix = state["mix"].setdefault(stage.name, dict.fromkeys(names, 0))
+        mix = state["mix"].setdefault(stage.name, {})
+        for n in names:
+            mix.setdefault(n, 0)
         sizes = list(stage.buckets) or [(stage.resolution, stage.resolution)]
         ds = MixedBatches([splits[n][0] for n in names], [stage.weights[n] for n in names], cfg.data.batch_size,
                           sizes, seed=cfg.seed * 100 + si, skip_batches=state["stage_batches"],
-                          buffer=cfg.data.shuffle_buffer)
+                          buffer=cfg.data.shuffle_buffer, names=[labels[n] for n in names])
         end = min(stop, stage_start(cfg, si + 1))
         log.info("stage %d/%d %s: steps %d-%d, sources %s", si + 1, len(cfg.stages), stage.name, step, end, names)
         for batch in make_loader(ds, cfg.data.workers, cfg.seed + si, pin=device.type == "cuda"):
@@ -210,7 +222,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
                 for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
                     pe.lerp_(p, 1 - cfg.optim.ema_decay)
             step += 1
-            state.update(step=step, stage_batches=state["stage_batches"] + 1)
+            state.update(step=step, stage_batches=state["stage_batches"] + 1,
+                         skipped=state["skipped"] + int(batch["skipped"]))
             for k in batch["source"].tolist():
                 mix[names[k]] += 1
 
@@ -219,7 +232,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
                 n_mix = max(sum(mix.values()), 1)
                 rec_ = {"step": step, "stage": stage.name, "loss": float(loss.detach()), "lr": lr_at(cfg, step - 1),
                         "grad_norm": float(gnorm), **{k: float(v.detach()) for k, v in parts.items()},
-                        **{f"mix/{k}": v / n_mix for k, v in mix.items()}, "steps_per_s": sps,
+                        **{f"mix/{k}": v / n_mix for k, v in mix.items()}, "skipped": state["skipped"],
+                        "steps_per_s": sps,
                         "eta_s": (total - step) / max(sps, 1e-9)}
                 if step % cfg.eval.every == 0 or step == total:
                     xr_eval = reconstruct(net.ae, eval_x, use_amp)
@@ -253,6 +267,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
     return {"step": step, "total_steps": total, "run_dir": str(out), "loss": last_log.get("loss", math.nan),
             "psnr": last_log.get("psnr"), "mix": state["mix"], "checkpoint": str(checkpoint.latest(ckpt_dir)),
             "weights_sha256": weights_digest(net)}
+
+
+def _open_metrics(path: Path):
+    """metrics.jsonl for appending; a symlink there (a run folder from elsewhere) is not written through."""
+    if path.is_symlink():
+        raise ValueError(f"{path}: is a symbolic link; the run folder's files are only written in place")
+    return path.open("a")
 
 
 def weights_digest(module: nn.Module) -> str:

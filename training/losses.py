@@ -12,12 +12,16 @@ Obtaining the weights (once, on a machine with network), then point `teachers.*`
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .safeio import LoadError, check_tensors, first_line, load_weights
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +37,12 @@ class TeacherMissing(RuntimeError):
     """A loss term needs weights that are not configured (and random stand-ins are not allowed)."""
 
 
-def _load_state(path: str | Path) -> dict[str, torch.Tensor]:
-    p = Path(path)
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(p))
-    return torch.load(p, map_location="cpu", weights_only=True)
+def _load_checked(path: str | Path, want: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file whose names start with `prefix` (torchvision's file also holds the
+    classifier), refused unless they are exactly `want`'s names, shapes and dtypes."""
+    got = {k: v for k, v in load_weights(path).items() if k.startswith(prefix)}
+    check_tensors(path, got, want)
+    return got
 
 
 class LPIPS(nn.Module):
@@ -60,9 +63,11 @@ class LPIPS(nn.Module):
         self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1))
         if vgg_path and heads_path:
-            trunk = {k[len("features."):]: v for k, v in _load_state(vgg_path).items() if k.startswith("features.")}
-            self.features.load_state_dict(trunk)
-            heads = _load_state(heads_path)
+            trunk = {f"features.{k}": v for k, v in self.features.state_dict().items()}
+            trunk = _load_checked(vgg_path, trunk, "features.")
+            heads = {f"lin{i}.model.1.weight": lin.weight for i, lin in enumerate(self.lins)}
+            heads = _load_checked(heads_path, heads, "lin")  # both files are read before either is used
+            self.features.load_state_dict({k[len("features."):]: v for k, v in trunk.items()})
             for i, lin in enumerate(self.lins):
                 lin.weight.data.copy_(heads[f"lin{i}.model.1.weight"])
         elif allow_random:
@@ -92,15 +97,35 @@ class LPIPS(nn.Module):
         return total
 
 
+def dinov2_folder(path: str | Path) -> Path:
+    """A local DINOv2 folder (config.json and .safetensors weights), checked before transformers sees it:
+    given a path that does not exist, `from_pretrained` takes it for a hub id and goes to the network."""
+    p = Path(path)
+    if not p.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder (weights are local only; see README)", str(p))
+    if not (p / "config.json").is_file():
+        raise LoadError(f"{p}: no config.json (expected a folder written by save_pretrained; see training/losses.py)")
+    if not any(f.is_file() for f in p.glob("*.safetensors")):
+        raise LoadError(f"{p}: no .safetensors weights (pickled .bin weights are not loaded: they can run code)")
+    return p
+
+
 class DinoTeacher(nn.Module):
     """Features of one DINOv2 layer, its patch grid matched to a latent grid (h, w): (B, D, h, w). Frozen."""
 
     def __init__(self, path: str = "", layer: int = 6, allow_random: bool = False) -> None:
         super().__init__()
+        folder = dinov2_folder(path) if path else None
+        # Local files only, even where a call forgets local_files_only: set before transformers is imported
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from transformers import Dinov2Config, Dinov2Model
 
-        if path:
-            self.net = Dinov2Model.from_pretrained(path, local_files_only=True)
+        if folder is not None:
+            try:
+                self.net = Dinov2Model.from_pretrained(str(folder), local_files_only=True, use_safetensors=True)
+            except Exception as e:  # transformers raises many types for a broken folder: name it, in one line
+                raise LoadError(f"{folder}: not a loadable DINOv2 folder ({first_line(e)})") from None
         elif allow_random:
             log.warning("alignment uses a RANDOM tiny DINOv2 stand-in (teachers.allow_random_teachers=true)")
             cfg = Dinov2Config(hidden_size=48, num_hidden_layers=2, num_attention_heads=2, intermediate_size=96,

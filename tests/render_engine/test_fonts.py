@@ -62,8 +62,10 @@ def test_broken_fonts_are_skipped_with_one_line_warning(tmp_path, caplog):
     assert {Path(p).name for p, _ in lib.skipped} == {"garbage.ttf", "empty.otf"}
 
 
-def test_collections_and_woff2_load(tmp_path):
+def test_collections_and_woff2_load(tmp_path, monkeypatch):
     from fontTools.ttLib import TTCollection, TTFont
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a fresh WOFF2 each run: not in ~/.cache
 
     a = subset_font(bundled_fonts() / "latin" / "DejaVuSans.ttf", tmp_path / "a.ttf", "abc")
     b = subset_font(bundled_fonts() / "latin" / "DejaVuSansMono.ttf", tmp_path / "b.ttf", "xyz")

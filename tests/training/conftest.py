@@ -69,3 +69,54 @@ def small_text_dir(tmp_path_factory, synthetic_dir) -> Path:
     out = tmp_path_factory.mktemp("small_text")
     write_tar(out / "text-000000.tar", ims[:16])
     return out
+
+
+
+# A tiny run for the hostile-input tests: tiny model, 32 px, one source, a checkpoint every step.
+TINY = ["model=tiny-f8c16", "data.batch_size=4", "data.workers=0", "data.shuffle_buffer=4",
+        "data.holdout_shards=0", "eval.resolution=32", "eval.num_samples=2", "eval.ned_samples=0",
+        "log_every=1", "optim.warmup_steps=0", "eval.every=1000", "ckpt_every=1",
+        "stages=[{name: a, steps: 4, resolution: 32, weights: {synthetic: 1.0}, align: 0.0, lr: 1.0e-3}]"]
+
+
+class Tiny:
+    """The tiny run's settings, and `textinfuse` run in this process: `cli(argv) -> (exit code, stderr)`."""
+
+    sets = TINY
+
+    def __init__(self, capsys) -> None:
+        self.capsys = capsys
+
+    def config(self, src: Path, *extra: str):
+        from training.config import load_train_config
+
+        return load_train_config("configs/train/tiny-cpu.yaml", [*TINY, *extra], [f"synthetic={src}"])
+
+    def argv(self, src: Path, out: Path, *extra: str) -> list[str]:
+        argv = ["train", "--config", "configs/train/tiny-cpu.yaml", "--source", f"synthetic={src}",
+                "--out", str(out)]
+        for s in [*TINY, *extra]:
+            argv += ["--set", s]
+        return argv
+
+    def cli(self, argv: list[str]) -> tuple[int, str]:
+        from textinfuse.cli import main
+
+        self.capsys.readouterr()
+        rc = main(argv)
+        return rc, self.capsys.readouterr().err
+
+
+@pytest.fixture
+def tiny(capsys) -> Tiny:
+    return Tiny(capsys)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, small_text_dir) -> Path:
+    """A run folder stopped at step 3 of 4, with checkpoints step_1..step_3 (copy it before tampering)."""
+    from training.loop import train
+
+    run = tmp_path_factory.mktemp("tiny_run") / "run"
+    train(Tiny(None).config(small_text_dir), run, stop_after=3)
+    return run

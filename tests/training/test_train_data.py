@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -60,9 +62,15 @@ def test_config_is_strict_and_takes_sources(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["f16c64", "f16c128", "f32c128", "f32c192"])
-def test_shipped_gpu_configs_load(name):
-    cfg = load_train_config(f"configs/train/{name}.yaml", [],
-                            ["general=/g", "real=/r", "synthetic=/s"])
+def test_shipped_gpu_configs_load(name, tmp_path, monkeypatch):
+    config = Path(f"configs/train/{name}.yaml").resolve()
+    monkeypatch.chdir(tmp_path)  # the configs name weights/... relative to the working folder
+    with pytest.raises(ConfigError, match=r"^teachers.lpips_vgg: weights/vgg16-397923af.pth: no such file"):
+        load_train_config(config, [], ["general=/g", "real=/r", "synthetic=/s"])
+    (tmp_path / "weights/dinov2-base").mkdir(parents=True)
+    for f in ("vgg16-397923af.pth", "lpips_vgg_v0.1.pth"):
+        (tmp_path / "weights" / f).write_bytes(b"")
+    cfg = load_train_config(config, [], ["general=/g", "real=/r", "synthetic=/s"])
     assert cfg.model == name and len(cfg.stages) == 3
     assert not cfg.teachers.allow_random_teachers
     first, last = cfg.stages[0], cfg.stages[-1]
@@ -70,3 +78,16 @@ def test_shipped_gpu_configs_load(name):
     assert last.m_cos >= first.m_cos and last.m_dist >= first.m_dist  # strict -> loose
     w = last.weights
     assert abs(w["general"] - (w["real"] + w["synthetic"])) < 1e-9  # balanced general : text
+
+
+@pytest.mark.parametrize("key,kind", [("lpips_vgg", "file"), ("lpips_heads", "file"), ("dinov2", "folder")])
+def test_teacher_paths_are_checked_at_config_load(tmp_path, key, kind):
+    missing, wrong = tmp_path / "x/y", tmp_path / "wrong"
+    if kind == "file":
+        wrong.mkdir()  # a folder where a file belongs
+    else:
+        wrong.write_text("")
+    for p, why in ((missing, f"no such {kind}"), (wrong, f"not a {kind}")):
+        with pytest.raises(ConfigError) as e:
+            load_train_config("configs/train/tiny-cpu.yaml", [f"teachers.{key}={p}"], ["synthetic=/d"])
+        assert str(e.value) == f"teachers.{key}: {p}: {why} (weights are local only; see README)"
