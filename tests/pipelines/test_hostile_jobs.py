@@ -290,3 +290,17 @@ def test_verify_and_preview_survive_hostile_folders(tiny_dataset, tmp_path):
     g.mkdir()
     shutil.copy(tmp_path / "bad-000000.tar", g)
     assert preview(g, tmp_path / "p.png", num=10) == 4  # the broken sample is skipped, the rest shown
+
+
+def test_a_language_no_font_writes_is_refused_before_any_shard(tmp_path):
+    from render_engine.paths import bundled_fonts
+
+    latin = next(p for p in bundled_fonts().rglob("DejaVuSans.ttf"))
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    shutil.copy(latin, fonts)
+    r = cli("render", "--out", str(tmp_path / "o"), "--num-samples", "2", "--langs", "zh", "--fonts", str(fonts),
+            "--set", "render.fonts.include_bundled=false", "--executor", "local")
+    err = r.stderr.decode().strip().splitlines()
+    assert r.returncode == 2 and len(err) == 1 and "no font covers Chinese" in err[0] and str(fonts) in err[0]
+    assert not (tmp_path / "o").exists()  # refused before the folder is claimed
