@@ -21,8 +21,9 @@ Outputs in `out`: `results.json` (exactly `num_samples`, `PSNR`, `SSIM`, `LPIPS`
 original: name, psnr, ssim, ned, ocr_gt, ocr_recon, and `error` for a bad pair), `report.json` (source,
 problems by reason, OCR cache hits, timings) and `worst.png` (lowest-NED cases: original |
 reconstruction | OCR texts). Bad pairs (missing, unreadable, size mismatch, model failure) are listed
-and skipped, never fatal. OCR of the originals is cached in `gt_dir/.textinfuse-ocr-cache.jsonl`
-(or `out/` when `gt_dir` is read-only), keyed by the sha256 of the decoded pixels and the OCR version.
+and skipped, never fatal. OCR of the originals is cached in this user's private cache folder
+(`~/.cache/textinfuse/eval/.textinfuse-ocr-cache.jsonl`, never in `gt_dir`, which may come from
+elsewhere), keyed by the sha256 of the decoded pixels and the OCR version; FID features beside it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import hashlib
 import importlib
 import json
 import logging
-import os
 import re
 import time
 from collections import Counter
@@ -163,12 +163,13 @@ class OcrCache:
                 f.write(json.dumps({"key": key, "engine": self.engine, "text": text}, ensure_ascii=False) + "\n")
 
 
-def _cache_path(gt_dir: Path, out: Path) -> Path:
-    p = gt_dir / CACHE_NAME
-    if os.access(gt_dir, os.W_OK):
-        return p
-    log.warning("%s is read-only: caching ground-truth OCR in %s", gt_dir, out)
-    return out / CACHE_NAME
+def _cache_path() -> Path:
+    """The OCR cache: in this user's private cache folder, never in the GT folder. A GT folder may come
+    from elsewhere, and a cache inside it could hold texts that give any score. Entries are keyed by pixel
+    hash and OCR engine, so one file serves every GT folder."""
+    from render_engine.files import private_dir
+
+    return private_dir("eval", "evaluation") / CACHE_NAME
 
 
 # --- evaluation ----------------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
         try:
             from .fid import FidScorer
 
-            fid = FidScorer(fid_weights, _cache_path(gt_dir, out).parent if use_cache else None, batch_size)
+            fid = FidScorer(fid_weights, _cache_path().parent if use_cache else None, batch_size)
         except ImportError as e:
             fid_reason = f"FID needs the training extra (pip install 'textinfuse[train]'): {e}"
         except (OSError, ValueError, KeyError, RuntimeError) as e:
@@ -283,7 +284,7 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
         recon_by_stem = {p.stem: p for p in list_images(recon_dir)}
         gt_stems = {p.stem for p in names}
         extra = sorted(p.name for s, p in recon_by_stem.items() if s not in gt_stems)
-    cache = OcrCache(_cache_path(gt_dir, out) if use_cache else None)
+    cache = OcrCache(_cache_path() if use_cache else None)
     recon_ocr_runs = 0  # a reconstruction identical to an original (or already cached) reuses that text
     details: list[dict] = []
     images: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # kept for the worst-case grid (small sets)

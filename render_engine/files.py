@@ -6,12 +6,17 @@ or fill its memory: such files are refused unread, and nothing is opened in a wa
 
 from __future__ import annotations
 
+import atexit
 import errno
 import io
+import logging
 import os
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 MAX_INPUT_BYTES = 1 << 30  # one image file or tar member; larger ones are refused unread
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -71,3 +76,53 @@ def is_regular(p: Path) -> bool:
 
 def _mib(n: int) -> str:
     return f"{n / 2**20:g} MiB" if n < 2**30 else f"{n / 2**30:g} GiB"
+
+
+def private_dir(name: str, what: str) -> Path:
+    """This user's cache folder `$XDG_CACHE_HOME/textinfuse/NAME` (default ~/.cache/...), if only this user
+    can change it; otherwise (another owner, writable by others) a fresh private temp folder for this
+    process, with a warning naming `what` is cached. A shared fixed path would let another local user
+    plant a symlink there (and have a job overwrite its target) or a file of their own (a font that does
+    not match its labels, OCR texts that give a wrong score)."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    d = Path(xdg or "~/.cache") / "textinfuse" / name
+    try:
+        if not d.is_absolute():  # a relative XDG_CACHE_HOME is invalid by the XDG spec: use the default
+            d = Path.home() / ".cache" / "textinfuse" / name  # RuntimeError if there is no home
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        d = d.parent.resolve() / d.name  # resolve the parents, never `d` itself (it must not be a symlink)
+        why = _not_private(d)
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop in the parents
+        why = getattr(e, "strerror", None) or str(e)
+    if why is None:
+        return d
+    if d not in _FALLBACK:
+        if not _FALLBACK.get(None):
+            tmp = _FALLBACK[None] = Path(tempfile.mkdtemp(prefix="textinfuse-cache-"))  # new, mode 0700
+            atexit.register(shutil.rmtree, tmp, True)
+        _FALLBACK[d] = _FALLBACK[None] / name
+        _FALLBACK[d].mkdir(mode=0o700, exist_ok=True)
+        log.warning("%s: %s cache not used (%s); using %s for this run", d, what, why, _FALLBACK[d])
+    return _FALLBACK[d]
+
+
+_FALLBACK: dict[Path | None, Path] = {}  # None: this process's private folder; a path: refused, warned once
+
+
+def _not_private(d: Path) -> str | None:
+    """Why another user could change what is in folder `d` (None if no one but us, or root, can)."""
+    uid = os.getuid()
+    st = os.lstat(d)
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a folder"
+    if st.st_uid != uid:
+        return f"owned by uid {st.st_uid}"
+    if st.st_mode & 0o022:
+        return f"writable by others (mode {stat.S_IMODE(st.st_mode):o})"
+    for parent in d.parents:  # any of them could have `d` renamed away and replaced
+        st = os.stat(parent)
+        if st.st_uid not in (uid, 0):
+            return f"{parent} is owned by uid {st.st_uid}"
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            return f"{parent} is writable by others"
+    return None

@@ -7,19 +7,15 @@ different font (images and labels would disagree).
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import io
 import logging
 import os
 import secrets
-import shutil
-import stat
-import tempfile
 import types
 from pathlib import Path
 
-from .files import read_regular
+from .files import private_dir, read_regular
 
 log = logging.getLogger(__name__)
 MAX_SFNT_BYTES = 256 * 2**20  # what one web font may decompress to
@@ -78,54 +74,6 @@ def _check_web_font(data: bytes) -> None:
         inflate(data[hdr.metaOffset : hdr.metaOffset + hdr.metaLength], hdr.metaOrigLength)
 
 
-def _cache_dir() -> Path:
-    """This user's web-font cache, `$XDG_CACHE_HOME/textinfuse/fonts` (default ~/.cache/...), if only this
-    user can change it; otherwise (another owner, writable by others) a fresh private temp folder for
-    this process, with a warning. A shared fixed path would let another local user plant a symlink there
-    (and have a render overwrite its target) or a different font (images and labels would disagree)."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    d = Path(xdg or "~/.cache") / "textinfuse" / "fonts"
-    try:
-        if not d.is_absolute():  # a relative XDG_CACHE_HOME is invalid by the XDG spec: use the default
-            d = Path.home() / ".cache" / "textinfuse" / "fonts"  # RuntimeError if there is no home
-        d.mkdir(mode=0o700, parents=True, exist_ok=True)
-        d = d.parent.resolve() / d.name  # resolve the parents, never `d` itself (it must not be a symlink)
-        why = _not_private(d)
-    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop in the parents
-        why = getattr(e, "strerror", None) or str(e)
-    if why is None:
-        return d
-    if d not in _FALLBACK:
-        if not _FALLBACK.get(None):
-            tmp = _FALLBACK[None] = Path(tempfile.mkdtemp(prefix="textinfuse-fonts-"))  # new, mode 0700
-            atexit.register(shutil.rmtree, tmp, True)
-        _FALLBACK[d] = _FALLBACK[None]
-        log.warning("%s: font cache not used (%s); web fonts go to %s for this run", d, why, _FALLBACK[None])
-    return _FALLBACK[d]
-
-
-_FALLBACK: dict[Path | None, Path] = {}  # None: this process's private folder; a path: refused, warned once
-
-
-def _not_private(d: Path) -> str | None:
-    """Why another user could change what is in folder `d` (None if no one but us, or root, can)."""
-    uid = os.getuid()
-    st = os.lstat(d)
-    if not stat.S_ISDIR(st.st_mode):
-        return "not a folder"
-    if st.st_uid != uid:
-        return f"owned by uid {st.st_uid}"
-    if st.st_mode & 0o022:
-        return f"writable by others (mode {stat.S_IMODE(st.st_mode):o})"
-    for parent in d.parents:  # any of them could have `d` renamed away and replaced
-        st = os.stat(parent)
-        if st.st_uid not in (uid, 0):
-            return f"{parent} is owned by uid {st.st_uid}"
-        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
-            return f"{parent} is writable by others"
-    return None
-
-
 def _verified(p: Path, sha: str) -> bool:
     """Whether `p` is a regular file of ours (not a symlink) whose sha256 is `sha`."""
     try:
@@ -144,7 +92,7 @@ def cached_sfnt(data: bytes) -> Path:
     from fontTools.ttLib import TTFont
 
     _check_web_font(data)
-    d = _cache_dir()
+    d = private_dir("fonts", "font")
     src = hashlib.sha256(data).hexdigest()
     for name in sorted(os.listdir(d)):
         if name.startswith(src + "-") and name.endswith(".otf"):

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# The per-user caches (web fonts, evaluation OCR and FID) go to a folder of this test session, never to
+# the user's ~/.cache; set before anything starts (subprocesses and Ray workers inherit it).
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="textinfuse-test-cache-")
 
 from render_engine.config import RenderConfig
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -64,7 +65,8 @@ def test_identity_scores_ned_one_and_caps_psnr(identity, gt_dir):
     assert [x["name"] for x in rows] == ["en.png", "zh.png"]
     assert all(x["psnr"] == PSNR_CAP_DB and x["ned"] == 1.0 and len(x["ocr_gt"]) > 50 for x in rows)
     assert any(ch >= "\u4e00" for ch in rows[1]["ocr_gt"])  # Chinese text read as Chinese
-    assert (identity / "worst.png").exists() and (gt_dir / CACHE_NAME).exists()
+    assert (identity / "worst.png").exists() and not (gt_dir / CACHE_NAME).exists()
+    assert (Path(os.environ["XDG_CACHE_HOME"]) / "textinfuse" / "eval" / CACHE_NAME).exists()  # ours, private
 
 
 def test_cached_ground_truth_ocr_is_reused(identity, gt_dir, tmp_path):
@@ -72,6 +74,20 @@ def test_cached_ground_truth_ocr_is_reused(identity, gt_dir, tmp_path):
     rep = json.loads((tmp_path / "report.json").read_text())
     assert rep["gt_ocr_cache_hits"] == 2 and rep["ocr_runs"] == 0
     assert json.loads((tmp_path / "results.json").read_text())["NED"] == 1.0
+
+
+def test_an_ocr_cache_shipped_inside_a_gt_folder_is_never_read(identity, gt_dir, tmp_path):
+    """A GT folder from elsewhere may carry a cache whose texts would give any score: it is ignored."""
+    from pipelines.evaluate import load_rgb, ocr_version, pixel_key
+
+    gt = tmp_path / "gt"
+    shutil.copytree(gt_dir, gt)
+    lines = [json.dumps({"key": pixel_key(load_rgb(p)), "engine": ocr_version(), "text": "poison"})
+             for p in sorted(gt.glob("*.png"))]
+    (gt / CACHE_NAME).write_text("\n".join(lines) + "\n")
+    evaluate(gt, tmp_path / "out", reference="identity")
+    rows = [json.loads(x) for x in (tmp_path / "out" / "details.jsonl").read_text().splitlines()]
+    assert rows and all(r["ocr_gt"] != "poison" and len(r["ocr_gt"]) > 50 for r in rows)
 
 
 def test_bicubic16_scores_clearly_lower(identity, gt_dir, tmp_path):
@@ -83,7 +99,7 @@ def test_bicubic16_scores_clearly_lower(identity, gt_dir, tmp_path):
 
 def test_bad_pairs_are_reported_not_fatal(identity, gt_dir, tmp_path):
     gt, rec = tmp_path / "gt", tmp_path / "rec"
-    shutil.copytree(gt_dir, gt)  # the OCR cache travels with the folder
+    shutil.copytree(gt_dir, gt)  # the OCR cache, keyed by pixels, serves the copy too
     rec.mkdir()
     shutil.copy(gt / "en.png", rec / "en.png")  # good pair
     Image.open(gt / "zh.png").resize((200, 200)).save(rec / "zh.png")  # size mismatch
@@ -152,7 +168,7 @@ def test_fid_from_a_local_inception_file(gt_dir, tmp_path):
     weights = tmp_path / "pt_inception-test.pth"
     torch.save(net.state_dict(), weights)
     same = evaluate(gt_dir, tmp_path / "same", reference="identity", fid_weights=str(weights))
-    cache = list(gt_dir.glob(".textinfuse-fid-*.npz"))
+    cache = list((Path(os.environ["XDG_CACHE_HOME"]) / "textinfuse" / "eval").glob(".textinfuse-fid-*.npz"))
     assert same["FID"] is not None and abs(same["FID"]) < 1e-6 and "FID_reason" not in same and len(cache) == 1
     stamp = cache[0].stat().st_mtime_ns
     blur = evaluate(gt_dir, tmp_path / "blur", reference="bicubic16", fid_weights=str(weights))

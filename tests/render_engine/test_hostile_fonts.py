@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import freetype
 import pytest
 
-from render_engine import fonts, webfonts
+from render_engine import files, fonts
 from render_engine.config import FontConfig, RenderConfig, TextConfig
 from render_engine.fonts import FontError, FontLibrary
 from render_engine.paths import bundled_fonts
@@ -33,7 +33,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(tempfile, "tempdir", str(shared))
     monkeypatch.setattr(fonts, "_FILE_CACHE", {})
-    monkeypatch.setattr(webfonts, "_FALLBACK", {})
+    monkeypatch.setattr(files, "_FALLBACK", {})
     return SimpleNamespace(tmp=tmp_path, shared=shared, cache=tmp_path / "cache" / "textinfuse" / "fonts")
 
 
