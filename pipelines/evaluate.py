@@ -182,17 +182,15 @@ MAX_PIXELS = 178_956_970  # PIL's own default bomb limit, held here so no other 
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    """An image file as uint8 RGB. Only regular files are opened (a FIFO named like an image would block),
-    and images over MAX_PIXELS are refused before they are decoded."""
+    """An image file as uint8 RGB. Only regular files of at most 1 GiB are read (a FIFO named like an image
+    would block), and images over MAX_PIXELS are refused before they are decoded."""
     import io
 
     from PIL import Image
 
-    from render_engine.files import open_regular
+    from render_engine.files import read_regular
 
-    with open_regular(path) as f:
-        data = f.read()
-    with Image.open(io.BytesIO(data)) as im:
+    with Image.open(io.BytesIO(read_regular(path))) as im:
         if im.width * im.height > MAX_PIXELS:
             raise ValueError(f"{im.width}x{im.height}: over the {MAX_PIXELS}-pixel limit (decompression bomb?)")
         return np.asarray(im.convert("RGB"))

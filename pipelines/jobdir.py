@@ -91,9 +91,7 @@ def claim(out_dir: Path, ident: Identity, overwrite: bool) -> None:
     if swept:
         log.info("removed %d stale temp file(s) from %s", swept, out_dir / TMP)
     old = _read(out_dir)
-    same = old is not None and old.get("kind") == ident.kind and old.get("name") == ident.name \
-        and old.get("fields") == ident.fields
-    if not same:
+    if old != ident.to_json():
         leftovers = _leftovers(out_dir, old is not None)
         if leftovers:
             why = _differences(old, ident) if old else f"outputs of an unknown run ({leftovers[0].name}, no {JOB_FILE})"

@@ -84,16 +84,16 @@ def _check_tar(tar: Path, stats: dict[str, Any], report: Report, kind: str) -> N
     report.samples += n
 
 
-def _against_manifest(manifest: dict[str, Any], shard: int, fname: str, stats: dict[str, Any],
-                      report: Report) -> bool:
+def _against_manifest(manifest: dict[str, Any], listed: dict[Any, dict], shard: int, fname: str,
+                      stats: dict[str, Any], report: Report) -> bool:
     """The stats file must agree with the manifest (a tar and its stats replaced together do not pass),
     and hold every sample the run asked for (a short shard is a failed one, never a done one)."""
-    listed = {s.get("shard"): s for s in manifest.get("shards", [])}.get(shard)
-    if listed is None:
+    entry = listed.get(shard)
+    if entry is None:
         report.add(fname, "not listed in the manifest (shard not finished when the manifest was written?)")
         return False
     for k in ("sha256", "bytes", "count"):
-        if listed.get(k) != stats.get(k):
+        if entry.get(k) != stats.get(k):
             report.add(fname, f"{k} in its stats file differs from the manifest (shard replaced after the run?)")
             return False
     cfg = manifest.get("config", {})
@@ -109,6 +109,7 @@ def verify(folder: str | Path) -> Report:
     report = Report()
     man_path = folder / "manifest.json"
     manifest: dict[str, Any] | None = None
+    listed: dict[Any, dict] = {}
     kind = "render"
     try:
         manifest = json.loads(man_path.read_text())
@@ -120,6 +121,7 @@ def verify(folder: str | Path) -> Report:
         if not isinstance(num, int) or not 0 <= num <= MAX_SHARDS:
             raise ValueError(f"num_shards {num!r} is out of range")
         expected = {s: f"{name}-{s:06d}.tar" for s in range(num)}
+        listed = {s.get("shard"): s for s in manifest.get("shards", []) if isinstance(s, dict)}
         for f in manifest.get("failed_shards", []):
             report.add(str(man_path), f"shard {f.get('shard')} failed: {f.get('reason')}")
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -146,6 +148,6 @@ def verify(folder: str | Path) -> Report:
             report.add(fname, "missing or unreadable stats file (shard not finished)")
             continue
         report.checked += 1
-        if manifest is None or _against_manifest(manifest, shard, fname, stats, report):
+        if manifest is None or _against_manifest(manifest, listed, shard, fname, stats, report):
             _check_tar(tar, stats, report, kind)
     return report

@@ -99,15 +99,13 @@ def _index_tar(path: Path, problems: list[tuple[str, str]]) -> list[BgRef]:
     groups them); a sample with two images gives two refs. A damaged tar gives the images before the
     damage, and a line in `problems`."""
     refs: list[BgRef] = []
-    group: list[tuple[str, int, int]] = []  # (member name, offset, size) of the current sample
-    key = None
+    group: list[tuple[str, str | None, int, int]] = []  # the current sample: (member name, ext, offset, size)
+    key, error = None, None
 
     def flush() -> None:
-        images = [g for g in group if Path(g[0]).suffix.lower() in IMAGE_EXTS]
-        for name, offset, size in images:
-            extras = tuple((_KEY_EXT.match(n).group(2), o, z) for n, o, z in group
-                           if (n, o, z) not in images and _KEY_EXT.match(n))
-            refs.append(BgRef(f"{path.name}:{name}", str(path), offset, size, extras))
+        images = [(n, o, z) for n, _, o, z in group if Path(n).suffix.lower() in IMAGE_EXTS]
+        extras = tuple((e, o, z) for n, e, o, z in group if e is not None and (n, o, z) not in images)
+        refs.extend(BgRef(f"{path.name}:{n}", str(path), o, z, extras) for n, o, z in images)
         group.clear()
 
     try:
@@ -116,16 +114,16 @@ def _index_tar(path: Path, problems: list[tuple[str, str]]) -> list[BgRef]:
                 if not m.isfile():
                     continue
                 km = _KEY_EXT.match(m.name)
-                k = km.group(1) if km else m.name
-                if k != key:
+                if (km.group(1) if km else m.name) != key:
                     flush()
-                    key = k
-                group.append((m.name, m.offset_data, m.size))
+                    key = km.group(1) if km else m.name
+                group.append((m.name, km.group(2) if km else None, m.offset_data, m.size))
     except (tarfile.TarError, OSError, EOFError) as e:
-        flush()
-        problems.append((str(path), f"malformed tar, {len(refs)} images indexed before the error "
-                                    f"({e.strerror if isinstance(e, OSError) and e.strerror else e})"))
+        error = e
     flush()
+    if error is not None:
+        why = error.strerror if isinstance(error, OSError) and error.strerror else error
+        problems.append((str(path), f"malformed tar, {len(refs)} images indexed before the error ({why})"))
     return refs
 
 

@@ -133,8 +133,9 @@ def _weighted(rng: np.random.Generator, items: tuple, weights: tuple[float, ...]
 class Renderer:
     def __init__(self, cfg: RenderConfig, assets: Assets | None = None):
         self.cfg = cfg
+        if assets is not None:  # built for another config, maybe: refuse now, not drop every character
+            assets.fonts.require(cfg.text.langs)
         self.assets = assets or Assets(cfg)
-        self.assets.fonts.require(cfg.text.langs)  # assets may be shared: refuse now, not drop every character
         self.effects = fx.ordered(cfg.effects.enabled)
 
     # ---- measuring -------------------------------------------------------------------------------
