@@ -216,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     fr.add_argument("--out", required=True, help="HTML file to write")
     fr.set_defaults(func=cmd_filter_report)
 
-    c = sub.add_parser("verify", help="check every shard against its stats and the manifest")
+    c = sub.add_parser("verify", help="check every shard of a render or filter folder against its stats and the "
+                                      "manifest (sha256, sizes, sample counts); exit 1 on any problem")
     c.add_argument("dir", help="folder of shards")
     c.set_defaults(func=cmd_verify)
 
