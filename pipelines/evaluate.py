@@ -235,9 +235,10 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
              reference: str | None = None, model_fn: str | ModelFn | None = None,
              checkpoint: str | None = None, lpips_weights: str | None = None,
              fid_weights: str | None = None, worst: int = 12, batch_size: int = 8,
-             use_cache: bool = True, workers: int = 1) -> dict:
+             use_cache: bool = True, workers: int = 1, ocr: bool = True) -> dict:
     """Score reconstructions of the images in `gt_dir` (from exactly one source) and write the outputs
-    described in the module docstring to `out`. Returns the `results.json` dict."""
+    described in the module docstring to `out`. Returns the `results.json` dict. `ocr=False` scores pixels
+    only (photos: NED is null and no OCR runs)."""
     gt_dir, out = Path(gt_dir), Path(out)
     sources = [s for s in (recon_dir, reference, model_fn, checkpoint) if s]
     if len(sources) != 1:
@@ -302,7 +303,7 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
             for i, (gt, rec, err) in enumerate(pairs):
                 if err is None and gt is not None and rec is not None:
                     jobs.append((i, pixel_key(gt), pixel_key(rec)))
-            known = [(cache.texts.get(kg), cache.texts.get(kr)) for _, kg, kr in jobs]
+            known = [(cache.texts.get(kg), cache.texts.get(kr)) if ocr else ("", "") for _, kg, kr in jobs]
             args = [(pairs[i][0], pairs[i][1], tg, tr, kg == kr) for (i, kg, kr), (tg, tr) in zip(jobs, known, strict=True)]
             if pool is not None and args:
                 scored_rows = list(pool.map(score_pair, *(list(col) for col in zip(*args, strict=True))))
@@ -310,7 +311,7 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
                 scored_rows = [score_pair(*a) for a in args]
             by_index, jobs_key = {}, {i: kg for i, kg, _ in jobs}
             for (i, kg, kr), (tg, tr), row in zip(jobs, known, scored_rows, strict=True):
-                if "error" not in row:
+                if "error" not in row and ocr:
                     cache.hits += tg is not None
                     cache.misses += tg is None
                     recon_ocr_runs += tr is None and kr != kg

@@ -30,6 +30,7 @@ class TextConfig:
     zh_sampling: Literal["natural", "balanced"] = "natural"  # balanced: rare charset characters too
     charset: str = ""  # character list for balanced sampling; "" = bundled GB2312 level 1
     char_px_by_lang: dict[str, tuple[int, int]] = field(default_factory=dict)  # narrows char_px per language
+    level_scale: float = 1.0  # multiplies every level's em range (levels.scaled); char_px still bounds it
 
     def __post_init__(self) -> None:
         bad = [lang for lang in self.langs if lang not in LANGS]
@@ -39,6 +40,8 @@ class TextConfig:
                                   or sum(self.lang_weights) <= 0):
             raise ValueError("text.lang_weights must be one non-negative weight per language, not all zero")
         _check_range("text.char_px", self.char_px, 5, 64)
+        if not 0.25 <= self.level_scale <= 4.0:
+            raise ValueError(f"text.level_scale {self.level_scale}: use 0.25-4")
         for lang, r in self.char_px_by_lang.items():
             if lang not in LANGS:
                 raise ValueError(f"text.char_px_by_lang: {lang!r} not in {LANGS}")
@@ -134,6 +137,6 @@ class RenderConfig:
     def px_range(self, level: int, lang: str) -> tuple[int, int]:
         """Em-size range of one level in one language: level range ∩ char_px ∩ char_px_by_lang."""
         try:
-            return size_range(level, self.text.px_for(lang))
+            return size_range(level, self.text.px_for(lang), self.text.level_scale)
         except ValueError as e:
             raise ValueError(f"{e} (language {lang})") from None

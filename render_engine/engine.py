@@ -24,7 +24,7 @@ from .config import RenderConfig
 from .fonts import FontFace, FontLibrary
 from .glyphs import GlyphCache
 from .layout import fill, grid, place
-from .levels import LEVELS
+from .levels import LEVELS, scaled
 from .paths import bundled_backgrounds, bundled_corpora, bundled_fonts
 from .text import TextSource
 
@@ -229,6 +229,8 @@ class Renderer:
             cands = fonts.faces_for("han" if lang != "en" else "latin")
         face, text, lost = fonts.pick(text, cands, rng)
         indent = (2.0 if lang != "en" else 1.5) if (page and rng.random() < 0.5) else 0.0
+        if col_w - indent * px < 2 * px:  # a column too narrow for its indent (small canvases, large text)
+            indent = 0.0
         align = "left" if page else str(_weighted(rng, ("left", "center", "right"), (0.6, 0.25, 0.15)))
         width = self._width(face, px)
         lines = fill(text, width, rows * columns, col_w, indent, px)
@@ -406,7 +408,7 @@ class Renderer:
                        "style": lib[f].style, "face_index": lib[f].index} for f in faces],
             "char_px": sorted({ln["char_px"] for ln in lines}),
             "ink_height_px": float(np.median([ln["ink_height_px"] for ln in lines])) if lines else 0.0,
-            "difficulty": {"level": lv.level, "name": lv.name, "char_px": list(lv.char_px),
+            "difficulty": {"level": lv.level, "name": lv.name, "char_px": list(scaled(lv.level, self.cfg.text.level_scale)),
                            "contrast": list(lv.contrast), "background_tries": lv.background_tries},
             "background": params["background"],
             "contrast": min((ln["contrast"] for ln in lines), default=None),

@@ -36,13 +36,21 @@ LEVELS: dict[int, Level] = {
 }
 
 
-def size_range(level: int, char_px: tuple[int, int]) -> tuple[int, int]:
-    """The level's char-px range clipped to the job's range; ValueError if they do not overlap."""
+def scaled(level: int, scale: float = 1.0) -> tuple[int, int]:
+    """The level's em range times `scale` (`text.level_scale`), rounded: the levels are set for an f16
+    autoencoder at native resolution; a model that resolves text at another scale stretches them."""
     lo, hi = LEVELS[level].char_px
+    return max(1, round(lo * scale)), max(1, round(hi * scale))
+
+
+def size_range(level: int, char_px: tuple[int, int], scale: float = 1.0) -> tuple[int, int]:
+    """The level's (scaled) char-px range clipped to the job's range; ValueError if they do not overlap."""
+    lo, hi = scaled(level, scale)
     a, b = max(lo, char_px[0]), min(hi, char_px[1])
     if a > b:
         raise ValueError(
-            f"level {level} ({LEVELS[level].name}) draws {lo}-{hi} px characters, which does not overlap "
+            f"level {level} ({LEVELS[level].name}) draws {lo}-{hi} px characters"
+            f"{'' if scale == 1.0 else f' (level_scale {scale:g})'}, which does not overlap "
             f"char_px {char_px[0]}-{char_px[1]}"
         )
     return a, b

@@ -47,8 +47,9 @@ CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disabl
             "--force-device-scale-factor=1", "--window-size=1024,4000"]  # 1024 px wide, 4000 tall: several screens
 
 
-def fetch(pkg: str, work: Path) -> tuple[Path, str, str]:
-    """Download and unpack a Debian package; return (root, version, licence of ``Files: *``)."""
+def fetch(pkg: str, work: Path, licence: str | None = None) -> tuple[Path, str, str]:
+    """Download and unpack a Debian package; return (root, version, licence of ``Files: *``). Where the
+    file used has its own stanza (or the copyright file is free-form), the caller passes its `licence`."""
     root = work / pkg
     if not root.exists():
         subprocess.run(["apt-get", "download", pkg], cwd=work, check=True, capture_output=True)
@@ -57,6 +58,8 @@ def fetch(pkg: str, work: Path) -> tuple[Path, str, str]:
     deb = next(work.glob(f"{pkg}_*.deb"))
     version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True,
                              check=True).stdout.strip()
+    if licence:
+        return root, version, licence
     text = (root / "usr/share/doc" / pkg / "copyright").read_text(errors="replace")
     m = re.search(r"^Files:\s*\*\s*$.*?^License:\s*(\S+)", text, re.M | re.S)
     if not m or m.group(1) not in SPDX:

@@ -141,6 +141,27 @@ def cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablate(a: argparse.Namespace) -> int:
+    from ablation.config import load_ablation
+    from ablation.run import run_ablation
+    from pipelines.executors import make_executor
+
+    cfg = load_ablation(a.config, a.set or [])
+    arms = [x for x in a.arms.split(",") if x] if a.arms else None
+    try:
+        res = run_ablation(cfg, a.out, arms=arms, seeds=a.seeds, eval_gt=a.eval_gt, resume=a.resume,
+                           executor_factory=lambda: make_executor(a.executor, a.workers, a.address))
+    except KeyboardInterrupt:
+        print(f"interrupted: finished runs are kept in {a.out}; add --resume to continue", file=sys.stderr)
+        raise SystemExit(130) from None
+    for name, r in res["arms"].items():
+        ned = "-" if r.get("NED") is None else f"{r['NED']:.3f}"
+        psnr = "-" if r.get("PSNR_photos") is None else f"{r['PSNR_photos']:.2f}"
+        print(f"{name}: NED {ned}, photo PSNR {psnr} dB ({len(r['seeds'])} seed(s), {r['steps']} steps)")
+    print(f"-> {a.out}/results.json, results.md, grid.png")
+    return 0
+
+
 def add_config_flags(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--config", help=what)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config value, repeatable")
@@ -225,6 +246,19 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("dir", help="folder of shards")
     h.add_argument("--out", required=True, help="HTML file to write")
     h.set_defaults(func=cmd_report)
+
+    ab = sub.add_parser("ablate", help="train the same autoencoder on each arm's data (general photos, real text, "
+                                       "plain text, TextInfuse text) and compare text fidelity on real documents")
+    ab.add_argument("--config", required=True, help="ablation config, e.g. configs/ablation/cpu.yaml")
+    ab.add_argument("--out", required=True, help="output folder (data/, runs/, results.json, results.md, grid.png)")
+    ab.add_argument("--arms", help="comma list of the config's arms to run (default: all)")
+    ab.add_argument("--seeds", type=_positive, help="training seeds per arm (default: the config's `seeds`)")
+    ab.add_argument("--eval-gt", nargs="+", metavar="DIR", help="folders of real text images evaluated instead of "
+                    "the config's eval.text")
+    ab.add_argument("--resume", action="store_true", help="continue an ablation in --out (finished runs are kept)")
+    ab.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config value, repeatable")
+    add_executor_flags(ab)
+    ab.set_defaults(func=cmd_ablate)
 
     from pipelines.evaluate import add_parsers  # eval, bench-build (numpy only at import)
     from training.cli import add_parser as add_train_parser  # train (torch is imported when it runs)

@@ -3,10 +3,11 @@
 import json
 
 import numpy as np
+import pytest
 
 from render_engine.config import FontConfig, RenderConfig, TextConfig
 from render_engine.engine import Renderer
-from render_engine.levels import LEVELS
+from render_engine.levels import LEVELS, scaled
 from render_engine.paths import bundled_fonts
 from tests.conftest import subset_font
 
@@ -24,11 +25,12 @@ def check_label(r: Renderer, s, char_px=(5, 20)):
     assert lab["text"] == "\n".join(ln["text"] for ln in lab["lines"])
     visible = [(c, i) for i, ln in enumerate(lab["lines"]) for c in ln["text"] if not c.isspace()]
     assert [(c["char"], c["line"]) for c in lab["characters"]] == visible
-    lv = LEVELS[lab["difficulty"]["level"]]
+    lo, hi = scaled(lab["difficulty"]["level"], r.cfg.text.level_scale)
+    assert lab["difficulty"]["char_px"] == [lo, hi]
     for ln in lab["lines"]:
         face = r.assets.fonts.by_id[ln["font"]]
         assert face.covers(ln["text"]), (ln["font"], ln["text"])
-        assert lv.char_px[0] <= ln["char_px"] <= lv.char_px[1]
+        assert lo <= ln["char_px"] <= hi
         assert char_px[0] <= ln["char_px"] <= char_px[1]
         assert ln["ink_height_px"] > 0 and ln["contrast"] >= 1.0
     for item in lab["lines"] + lab["characters"]:
@@ -75,6 +77,30 @@ def test_char_px_range_is_honoured():
     for s in samples(r, 8):
         check_label(r, s, (8, 9))
         assert set(s.label["char_px"]) <= {8, 9}
+
+
+def test_level_scale_stretches_every_level_and_the_label_says_so():
+    cfg = RenderConfig(levels=(1, 3), text=TextConfig(char_px=(8, 32), level_scale=1.6))
+    assert cfg.px_range(1, "en") == (22, 32) and cfg.px_range(3, "zh") == (13, 21)
+    assert RenderConfig().px_range(1, "en") == LEVELS[1].char_px  # the default leaves the levels as they are
+    r = Renderer(cfg)
+    for s in samples(r, 6):
+        lo, hi = s.label["difficulty"]["char_px"]
+        assert (lo, hi) == cfg.px_range(s.label["difficulty"]["level"], "en")
+        assert all(lo <= px <= hi for px in s.label["char_px"])
+    with pytest.raises(ValueError, match="level_scale 0.5"):
+        RenderConfig(levels=(1,), text=TextConfig(char_px=(14, 20), level_scale=0.5))  # 7-10: no overlap
+    with pytest.raises(ValueError, match="level_scale"):
+        TextConfig(level_scale=10)
+
+
+def test_small_canvases_with_large_text_keep_every_glyph_inside():
+    # A 2-em paragraph indent on a 2-3 em column pushed the first character off a 64 px canvas.
+    for cfg in (RenderConfig(width=64, height=64, levels=(1,)),
+                RenderConfig(width=64, height=48, levels=(1,), text=TextConfig(char_px=(8, 32), level_scale=1.2))):
+        r = Renderer(cfg)
+        for s in samples(r, 60):
+            check_label(r, s, cfg.text.char_px)
 
 
 def test_partial_font_is_never_used_for_characters_it_lacks(tmp_path):

@@ -1,0 +1,158 @@
+"""The ablation's outputs: `results.json` (figures per arm, mean over seeds, with each seed's), `results.md`
+(the table and the goal checks) and `grid.png` (the same real crops reconstructed by every arm, each
+with its NED)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from textinfuse.configio import to_dict
+
+from .config import AblationConfig
+
+METRICS = ("NED", "PSNR", "SSIM", "PSNR_photos", "SSIM_photos", "LPIPS", "LPIPS_photos")
+
+
+def _mean(xs: list[float | None]) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return statistics.fmean(xs) if xs else None
+
+
+def summarise(runs: list[dict]) -> dict[str, Any]:
+    """One arm's figures: each metric's mean over seeds, NED per seed and its spread (max - min)."""
+    row: dict[str, Any] = {}
+    for m in METRICS:
+        vals = [r.get(m) for r in runs]
+        if any(v is not None for v in vals):
+            row[m] = _mean(vals)
+            row[f"{m}_seeds"] = vals
+    neds = [r["NED"] for r in runs if r.get("NED") is not None]
+    row["NED_spread"] = max(neds) - min(neds) if len(neds) > 1 else None
+    sets = sorted({n for r in runs for n, s in r["sets"].items() if s["kind"] == "text"})
+    row["NED_by_set"] = {n: _mean([r["sets"][n]["NED"] for r in runs if n in r["sets"]]) for n in sets}
+    row["steps"] = runs[0]["steps"]
+    row["seeds"] = [r["seed"] for r in runs]
+    row["cpu_seconds"] = _mean([r["cpu_seconds"] for r in runs])  # training, per seed
+    row["wall_seconds"] = _mean([r["wall_seconds"] for r in runs])
+    row["eval_cpu_seconds"] = _mean([r["eval_cpu_seconds"] for r in runs])
+    row["sources"] = sorted(runs[0]["sources"])
+    return row
+
+
+def goal_checks(cfg: AblationConfig, arms: dict[str, dict]) -> dict[str, Any]:
+    """The goal's three checks where their arms were run (None where an arm is missing)."""
+    g = cfg.goal
+    a, b, c = (arms.get(n) for n in (g.arm, g.baseline, g.contrast))
+    out: dict[str, Any] = {"arm": g.arm, "baseline": g.baseline, "contrast": g.contrast}
+    if a and b and a.get("NED") is not None and b.get("NED") is not None:
+        gain = a["NED"] - b["NED"]
+        out["ned_gain_over_baseline"] = gain
+        out["ned_gain_ok"] = gain >= g.min_ned_gain
+    if a and b and a.get("PSNR_photos") is not None and b.get("PSNR_photos") is not None:
+        drop = b["PSNR_photos"] - a["PSNR_photos"]
+        out["photo_psnr_drop_db"] = drop
+        out["photo_psnr_ok"] = drop <= g.max_photo_psnr_drop
+    if a and c and a.get("NED") is not None and c.get("NED") is not None:
+        gain = a["NED"] - c["NED"]
+        spread = max(a.get("NED_spread") or 0.0, c.get("NED_spread") or 0.0)
+        out["ned_gain_over_contrast"] = gain
+        out["seed_spread"] = spread if len(a["seeds"]) > 1 else None
+        out["contrast_ok"] = gain > spread if len(a["seeds"]) > 1 else None  # one seed: no spread to beat
+    return out
+
+
+def _f(v: Any, nd: int = 3) -> str:
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+def markdown(cfg: AblationConfig, res: dict) -> str:
+    arms = res["arms"]
+    sets = sorted({n for r in arms.values() for n in r["NED_by_set"]})
+    head = ["arm", "NED (mean)", "NED per seed", *[f"NED {s}" for s in sets], "PSNR text", "SSIM text",
+            "PSNR photos", "SSIM photos", "steps", "train CPU s/seed"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in arms.items():
+        lines.append("| " + " | ".join([
+            f"`{name}`", _f(r.get("NED")), ", ".join(_f(x) for x in r.get("NED_seeds", [])),
+            *[_f(r["NED_by_set"].get(s)) for s in sets], _f(r.get("PSNR"), 2), _f(r.get("SSIM")),
+            _f(r.get("PSNR_photos"), 2), _f(r.get("SSIM_photos")), str(r["steps"]), _f(r["cpu_seconds"], 0)]) + " |")
+    g, spec = res["goal"], cfg.goal
+    checks = []
+    if "ned_gain_ok" in g:
+        checks.append(f"- `{g['arm']}` - `{g['baseline']}` NED: {g['ned_gain_over_baseline']:+.3f} "
+                      f"(goal >= {spec.min_ned_gain}): {'met' if g['ned_gain_ok'] else 'NOT met'}")
+    if "contrast_ok" in g:
+        verdict = {True: "met", False: "NOT met", None: "undecided with one seed"}[g["contrast_ok"]]
+        spread = "-" if g["seed_spread"] is None else f"{g['seed_spread']:.3f}"
+        checks.append(f"- `{g['arm']}` - `{g['contrast']}` NED: {g['ned_gain_over_contrast']:+.3f} "
+                      f"(goal > seed spread {spread}): {verdict}")
+    if "photo_psnr_ok" in g:
+        checks.append(f"- photo PSNR of `{g['arm']}` under `{g['baseline']}`: {g['photo_psnr_drop_db']:+.2f} dB "
+                      f"(goal <= {spec.max_photo_psnr_drop}): {'met' if g['photo_psnr_ok'] else 'NOT met'}")
+    ev = res["eval"]
+    return "\n".join([
+        "# Text-infusion ablation", "",
+        f"Every arm: the same model, schedule, batch, resolution and seeds; arms differ only in their data. "
+        f"Text: {', '.join(Path(d).name for d in ev['text'])}; photos: {', '.join(Path(d).name for d in ev['photos']) or '-'}. "
+        "NED = 1 - normalised edit distance of OCR(original) and OCR(reconstruction); higher is better.", "",
+        *lines, "", "## Goal", "", *(checks or ["- (the goal's arms were not all run)"]), "",
+        "Sample reconstructions: `grid.png`. Per-run outputs: `runs/ARM/seed_S/`.", ""])
+
+
+def grid(out: Path, arms: dict[str, list[dict]], picks: list[tuple[str, Path]], path: Path,
+         side: int = 192) -> None:
+    """Rows: the grid crops; columns: the original, then each arm's first seed, captioned with its NED."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not picks:
+        return
+    font_path = Path(__file__).resolve().parents[1] / "fonts" / "zh" / "NotoSansSC-Regular.otf"
+    try:
+        font = ImageFont.truetype(str(font_path), 14)
+    except OSError:
+        font = ImageFont.load_default()
+    names = list(arms)
+    head, pad = 22, 4
+    sheet = Image.new("RGB", ((len(names) + 1) * (side + pad), head + len(picks) * (side + head + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for j, title in enumerate(["original", *names]):
+        draw.text((j * (side + pad) + 4, 2), title, fill="black", font=font)
+    for i, (d, p) in enumerate(picks):
+        y = head + i * (side + head + pad)
+        cells = [(Image.open(p).convert("RGB"), p.name)]
+        for a in names:
+            r = arms[a][0]
+            run = out / "runs" / a / f"seed_{r['seed']}"
+            set_name = next((n for n, s in r["sets"].items() if s["dir"] == d), None)
+            ned = _ned_of(run / "eval" / set_name / "details.jsonl", p.name) if set_name else None
+            cells.append((Image.open(run / "grid" / f"{i:02d}.png").convert("RGB"), f"NED {_f(ned, 2)}"))
+        for j, (im, cap) in enumerate(cells):
+            im.thumbnail((side, side))
+            sheet.paste(im, (j * (side + pad), y))
+            draw.text((j * (side + pad) + 4, y + side + 2), cap[:28], fill="black", font=font)
+    sheet.save(path)
+
+
+def _ned_of(details: Path, name: str) -> float | None:
+    try:
+        for line in details.read_text(encoding="utf-8").splitlines():
+            d = json.loads(line)
+            if d.get("name") == name:
+                return d.get("ned")
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def write_report(out: Path, cfg: AblationConfig, runs: dict[str, list[dict]], data: dict, picks: list,
+                 text: list[str], photos: list[str]) -> dict:
+    arms = {a: summarise(rs) for a, rs in runs.items() if rs}
+    res = {"arms": arms, "goal": goal_checks(cfg, arms), "data": data, "eval": {"text": text, "photos": photos},
+           "identity": cfg.identity(), "config": to_dict(cfg)}
+    (out / "results.json").write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "results.md").write_text(markdown(cfg, res), encoding="utf-8")
+    grid(out, runs, picks, out / "grid.png")
+    return res

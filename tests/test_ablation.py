@@ -1,0 +1,176 @@
+"""`textinfuse ablate` on a tiny budget: real render, filter, training and OCR evaluation; two arms, a few
+steps. The figures live in the benchmark (README), never here: these tests check the outputs' shape, that
+arms differ only in their data, resume, and refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+pytest.importorskip("torch")
+
+from ablation.config import load_ablation  # noqa: E402
+from ablation.run import FolderInUse, run_ablation  # noqa: E402
+from render_engine.paths import bundled_backgrounds  # noqa: E402
+from textinfuse.configio import ConfigError, to_dict  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(root: Path, **changes) -> Path:
+    """A tiny ablation: 3 background photos, 12 rendered samples at 64 px, 3 + 3 steps at 32 px."""
+    photos = root / "photos"
+    photos.mkdir(exist_ok=True)
+    for p in sorted(bundled_backgrounds().glob("lomiri-*.jpg"))[:3]:
+        shutil.copy(p, photos / p.name)
+    text = root / "docs"
+    text.mkdir(exist_ok=True)
+    page = np.asarray(Image.open(REPO / "tests/fixtures/documents/debian-reference-zh-cn-p6.png").convert("RGB"))
+    Image.fromarray(page[200:328, 100:228]).save(text / "doc-a.png")
+    Image.fromarray(page[400:528, 100:228]).save(text / "doc-b.png")
+    evphotos = root / "eval-photos"
+    evphotos.mkdir(exist_ok=True)
+    Image.open(photos / sorted(p.name for p in photos.iterdir())[0]).convert("RGB").resize((64, 64)).save(
+        evphotos / "p.png")
+    render = ["num_samples=12", "output.samples_per_shard=6", "render.width=64", "render.height=64",
+              "render.levels=[1]", "render.text.char_px=[8, 32]", "render.text.level_scale=1.2"]
+    cfg = {
+        "seeds": 1,
+        "train": {"model": "tiny-f8c16", "device": "cpu",
+                  "data": {"batch_size": 2, "workers": 0, "shuffle_buffer": 4, "holdout_shards": 0},
+                  "eval": {"every": 1000, "num_samples": 2, "resolution": 32, "ned_samples": 0},
+                  "log_every": 2, "ckpt_every": 3},
+        "stages": [{"name": "base", "steps": 3, "resolution": 32, "lr": 1e-3},
+                   {"name": "infuse", "steps": 3, "resolution": 32, "lr": 1e-3}],
+        "sources": {"general": {"kind": "filter", "inputs": ["photos"], "set": ["text_density.enabled=false"]},
+                    "synthetic": {"kind": "render", "set": render},
+                    "plain_text": {"kind": "render", "set": [*render, "render.effects.strength=0"],
+                                   "flat": ["#ffffff"]}},
+        "arms": {"general": {"base": {"general": 1}, "infuse": {"general": 1}},
+                 "synthetic": {"base": {"general": 1}, "infuse": {"general": 0.5, "synthetic": 0.5}},
+                 "plain-text": {"base": {"general": 1}, "infuse": {"general": 0.5, "plain_text": 0.5}}},
+        "eval": {"text": ["docs"], "photos": ["eval-photos"], "grid_crops": 2, "workers": 1},
+    }
+    cfg.update(changes)
+    path = root / "ablation.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ablated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ablate")
+    cfg = load_ablation(tiny_config(root))
+    out = root / "out"
+    res = run_ablation(cfg, out, arms=["general", "synthetic"])
+    return cfg, out, res
+
+
+def test_outputs_have_the_documented_shape(ablated):
+    cfg, out, res = ablated
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["arms"].keys() == {"general", "synthetic"} == res["arms"].keys()
+    for arm in saved["arms"].values():
+        for key in ("NED", "NED_seeds", "PSNR", "SSIM", "PSNR_photos", "steps", "cpu_seconds"):
+            assert key in arm
+        assert arm["steps"] == 6 and len(arm["NED_seeds"]) == 1 and arm["cpu_seconds"] > 0
+        assert 0 <= arm["NED"] <= 1 and 5 < arm["PSNR_photos"] < 60
+    assert saved["config"]["arms"].keys() == cfg.arms.keys()
+    md = (out / "results.md").read_text()
+    assert "| `general` |" in md and "| `synthetic` |" in md and "photo PSNR" in md
+    with Image.open(out / "grid.png") as g:  # 2 crops x (original + 2 arms)
+        assert g.width > 3 * 192 and g.height > 2 * 192
+    for arm in ("general", "synthetic"):
+        run = out / "runs" / arm / "seed_0"
+        assert (run / "ckpt").is_dir() and len(list((run / "grid").glob("*.png"))) == 2
+        assert json.loads((run / "eval" / "docs" / "results.json").read_text())["num_samples"] == 2
+
+
+def test_arms_differ_only_in_their_data(ablated):
+    _, out, _ = ablated
+    a, b = (yaml.safe_load((out / "runs" / arm / "seed_0" / "config.yaml").read_text()) for arm in ("general", "synthetic"))
+    assert a["data"].pop("sources").keys() == {"general"}
+    assert b["data"].pop("sources").keys() == {"general", "synthetic"}
+    assert [s.pop("weights") for s in a["stages"]] != [s.pop("weights") for s in b["stages"]]
+    assert a == b  # model, schedule, batch, resolution, seed, optimiser: the same
+
+
+def test_resume_keeps_finished_runs_and_new_eval_sets_only_re_evaluate(ablated, tmp_path):
+    cfg, out, _ = ablated
+    trained = (out / "runs/general/seed_0/trained.json").read_text()
+    ckpt = sorted(p.name for p in (out / "runs/general/seed_0/ckpt").iterdir())
+    with pytest.raises(FolderInUse, match="--resume"):
+        run_ablation(cfg, out, arms=["general"])
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(out.parent / "docs" / "doc-a.png", other / "doc-a.png")
+    res = run_ablation(cfg, out, arms=["general"], eval_gt=[str(other)], resume=True)
+    assert (out / "runs/general/seed_0/trained.json").read_text() == trained  # not trained again
+    assert sorted(p.name for p in (out / "runs/general/seed_0/ckpt").iterdir()) == ckpt
+    assert list(res["arms"]["general"]["NED_by_set"]) == ["other"]  # evaluated on the new set
+
+
+def test_another_training_config_is_refused_in_the_same_folder(ablated):
+    cfg, out, _ = ablated
+    from dataclasses import replace
+
+    changed = replace(cfg, stages=({**cfg.stages[0], "steps": 4}, cfg.stages[1]))
+    with pytest.raises(FolderInUse, match="another training recipe"):
+        run_ablation(changed, out, arms=["general"], resume=True)
+    reweighted = replace(cfg, arms={**cfg.arms, "synthetic": {"base": {"general": 1},
+                                                               "infuse": {"general": 0.3, "synthetic": 0.7}}})
+    with pytest.raises(FolderInUse, match="arm synthetic was trained with other data"):
+        run_ablation(reweighted, out, arms=["synthetic"], resume=True)
+    assert reweighted.arm_identity("general") == cfg.arm_identity("general")  # other arms' runs stay valid
+
+
+def test_plain_text_renders_on_flat_backgrounds(ablated):
+    cfg, out, _ = ablated
+    from ablation.data import build_source
+
+    summary = build_source("plain_text", cfg.sources["plain_text"], out / "data" / "plain_text", None)
+    assert summary["images"] == 12
+    import webdataset as wds
+
+    corners = []
+    for s in wds.WebDataset(sorted(str(p) for p in (out / "data/plain_text").glob("*.tar")), shardshuffle=False):
+        im = np.asarray(Image.open(__import__("io").BytesIO(s["png"])).convert("RGB"))
+        corners.append(im[0, 0])
+    assert (np.array(corners) >= 250).all()  # white where no text is drawn
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"arms": {"a": {"base": {"general": 1}}}}, "exactly the stages"),
+    ({"arms": {"a": {"base": {"nope": 1}, "infuse": {"general": 1}}}}, "not in sources"),
+    ({"stages": [{"name": "base", "steps": 1, "weights": {"general": 1}}]}, "belong to the arms"),
+    ({"train": {"model": "no-such-model", "seed": 3}}, "seeds"),
+])
+def test_bad_configs_are_refused_in_one_line(tmp_path, change, message):
+    with pytest.raises((ConfigError, ValueError), match=message):
+        load_ablation(tiny_config(tmp_path, **change))
+
+
+def test_unknown_arm_and_missing_eval_folder_are_named(tmp_path):
+    cfg = load_ablation(tiny_config(tmp_path))
+    with pytest.raises(ValueError, match="'nope' is not an arm"):
+        run_ablation(cfg, tmp_path / "o", arms=["nope"])
+    with pytest.raises(FileNotFoundError, match="evaluation folder"):
+        run_ablation(cfg, tmp_path / "o", eval_gt=[str(tmp_path / "missing")])
+
+
+def test_cli_help_and_shipped_configs_load():
+    from textinfuse.cli import build_parser
+
+    for name in ("cpu", "gpu"):
+        cfg = load_ablation(REPO / "configs" / "ablation" / f"{name}.yaml")
+        assert {"general", "real-text", "plain-text", "synthetic"} <= set(cfg.arms)
+        assert to_dict(cfg.train_config("general", 0, {n: "x" for n in cfg.sources}))["data"]["sources"]
+    a = build_parser().parse_args(["ablate", "--config", "c.yaml", "--out", "o", "--arms", "general,synthetic",
+                                   "--seeds", "1", "--eval-gt", "d1", "d2", "--resume"])
+    assert (a.arms, a.seeds, a.eval_gt, a.resume) == ("general,synthetic", 1, ["d1", "d2"], True)
