@@ -85,6 +85,7 @@ class AblationConfig:
     eval: EvalSpec = field(default_factory=EvalSpec)
     goal: GoalSpec = field(default_factory=GoalSpec)
     seeds: int = 2
+    run_arms: tuple[str, ...] = ()  # arms run when --arms is not given (default: every arm)
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -100,6 +101,9 @@ class AblationConfig:
                 raise ValueError(f"stage {s['name']}: source weights belong to the arms, not the shared stages")
         if not self.arms:
             raise ValueError("arms: need at least one arm")
+        unknown = [a for a in self.run_arms if a not in self.arms]
+        if unknown:
+            raise ValueError(f"run_arms: {unknown[0]!r} is not an arm")
         for arm, per_stage in self.arms.items():
             if set(per_stage) != set(names):
                 raise ValueError(f"arm {arm}: give weights for exactly the stages {names} (got {sorted(per_stage)})")

@@ -199,7 +199,7 @@ def run_ablation(cfg: AblationConfig, out: str | Path, arms: list[str] | None = 
     from .report import write_report
 
     out = Path(out)
-    arms = arms or list(cfg.arms)
+    arms = arms or list(cfg.run_arms or cfg.arms)
     unknown = [a for a in arms if a not in cfg.arms]
     if unknown:
         raise ValueError(f"--arms: {unknown[0]!r} is not an arm of the config ({', '.join(cfg.arms)})")

@@ -81,9 +81,12 @@ class LayoutConfig:
     columns_prob: float = 0.25  # chance a page crop is set in two columns
     line_spacing: tuple[float, float] = (1.15, 1.6)  # line pitch in em
     margin: tuple[int, int] = (2, 12)  # page margin in px
+    # chance a page crop is a sheet of paper lying in the scene: a light, nearly opaque rectangle covering
+    # 55-100 % of each side, the photo around it and faintly through it; its text is set on the sheet
+    paper_prob: float = 0.0
 
     def __post_init__(self) -> None:
-        for n in ("page_prob", "columns_prob"):
+        for n in ("page_prob", "columns_prob", "paper_prob"):
             if not 0 <= getattr(self, n) <= 1:
                 raise ValueError(f"layout.{n} must be in [0, 1]")
         if self.max_blocks < 1:

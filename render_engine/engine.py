@@ -123,6 +123,25 @@ def _script_mix(text: str) -> dict[str, float]:
     return {k: round(v / n, 4) for k, v in counts.items()}
 
 
+def _sample_paper(rng: np.random.Generator, W: int, H: int) -> dict[str, Any]:
+    """A sheet of paper in the scene: box (x, y, w, h) covering 55-100 % of each side, a light tint, opacity."""
+    w, h = (int(round(n * rng.uniform(0.55, 1.0))) for n in (W, H))
+    x, y = int(rng.integers(0, W - w + 1)), int(rng.integers(0, H - h + 1))
+    white = float(rng.uniform(225, 255))
+    tint = [int(round(white - t)) for t in rng.uniform(0, 18, 3)]
+    return {"box": [x, y, w, h], "colour": tint, "opacity": round(float(rng.uniform(0.85, 1.0)), 3)}
+
+
+def lay_paper(bg: np.ndarray, paper: dict[str, Any]) -> np.ndarray:
+    """`bg` with the sheet composited on it (a copy; deterministic, so re-rendering gives the same bytes)."""
+    x, y, w, h = paper["box"]
+    out = bg.copy()
+    a = paper["opacity"]
+    region = out[y:y + h, x:x + w].astype(np.float32)
+    out[y:y + h, x:x + w] = np.rint(region * (1 - a) + np.float32(a) * np.asarray(paper["colour"], np.float32))
+    return out
+
+
 def _weighted(rng: np.random.Generator, items: tuple, weights: tuple[float, ...]):
     if not weights:
         return items[int(rng.integers(len(items)))]
@@ -166,11 +185,19 @@ class Renderer:
         j = int(np.argmin(busy) if lv.background_tries > 0 else np.argmax(busy))
         crop = crops[j]
         bg = apply_crop(img, crop, (W, H))
+        paper = None
+        if page and cfg.layout.paper_prob > 0 and rng.random() < cfg.layout.paper_prob:
+            paper = _sample_paper(rng, W, H)
+            bg = lay_paper(bg, paper)
         lo, hi = cfg.px_range(level, lang)
         blocks, dropped = [], ""
         bg_lum = luminance_map(bg)
         bg_int = cv2.integral(bg_lum)  # for the mean luminance behind each line
-        regions = self._page_region(rng, W, H) if page else self._scene_regions(rng, W, H, lo, hi)
+        if paper is not None:
+            x, y, w, h = paper["box"]
+            regions = [((x + rx, y + ry, rw, rh), px, cols) for (rx, ry, rw, rh), px, cols in self._page_region(rng, w, h)]
+        else:
+            regions = self._page_region(rng, W, H) if page else self._scene_regions(rng, W, H, lo, hi)
         for region, px, columns in regions:
             block, lost = self._sample_block(rng, lang, page, region, px, columns, lv, bg_int)
             dropped += lost
@@ -179,7 +206,8 @@ class Renderer:
         params = {
             "size": [W, H], "level": level, "lang": lang, "mode": "page" if page else "scene",
             "background": {"index": bg_i, **name_fields("source", self.assets.backgrounds.refs[bg_i].name),
-                           "crop": [crop.x, crop.y, crop.w, crop.h], "flip": crop.flip, "busyness": round(busy[j], 5)},
+                           "crop": [crop.x, crop.y, crop.w, crop.h], "flip": crop.flip, "busyness": round(busy[j], 5),
+                           **({"paper": paper} if paper is not None else {})},
             "blocks": blocks, "effects": [], "dropped_chars": dropped, "seeds": seeds or {},
         }
         return self._render(params, bg, rng, bg_lum)
@@ -257,6 +285,8 @@ class Renderer:
         b = params["background"]
         img = self.assets.backgrounds.image(b["index"])
         bg = apply_crop(img, Crop(*b["crop"], b["flip"]), tuple(params["size"]))
+        if "paper" in b:
+            bg = lay_paper(bg, b["paper"])
         return self._render(params, bg, None)
 
     def _draw(self, params: dict[str, Any]):

@@ -77,6 +77,17 @@ def pdf_pages(pdf: Path, n: int, tmp: Path, rng: np.random.Generator) -> list[Pa
     return out
 
 
+def keep_copyright(root: Path, pkg: str, out: Path) -> None:
+    """Ship the package's own copyright file (its licence terms and authors) beside the crops."""
+    dest = out / "licenses"
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / "usr/share/doc" / pkg / "copyright", dest / f"{pkg}.copyright")
+    for name in ("GPL-2", "GPL-3"):
+        src = Path("/usr/share/common-licenses") / name
+        if src.exists() and not (dest / name).exists():
+            shutil.copy(src, dest / name)
+
+
 def build_docs(role: str, out: Path, work: Path, em: float, licences: dict, only: set[str]) -> list[dict]:
     from pipelines.bench_build import CAP_TO_EM, BenchConfig, build_benchmark
 
@@ -87,6 +98,7 @@ def build_docs(role: str, out: Path, work: Path, em: float, licences: dict, only
         if only and pkg not in only:
             continue
         root, version, lic = fetch(pkg, work, LICENCES.get(pkg))
+        keep_copyright(root, pkg, out)
         licences[lic] = True
         rng = np.random.default_rng([SEED, len(rows), pages])
         tmp = work / f"pages-{pkg}"
@@ -114,6 +126,7 @@ def build_docs(role: str, out: Path, work: Path, em: float, licences: dict, only
 
 def build_photos(out: Path, work: Path, licences: dict) -> list[dict]:
     root, version, lic = fetch(PHOTO_PKG, work)
+    keep_copyright(root, PHOTO_PKG, out)
     licences[lic] = True
     dest = out / "photos"
     dest.mkdir(parents=True, exist_ok=True)
@@ -152,8 +165,8 @@ def write_sources(out: Path, rows: list[dict], em: float) -> None:
              "(`apt-get download`, `dpkg-deb -x`). Document crops: PDF pages rendered with pypdfium2 at "
              f"{RENDER_DPI:g} dpi, then cut by `textinfuse bench-build` at a {em:g} px em (English cap height "
              f"{em * 0.7:g} px). Photo crops: wallpapers shrunk to a 768 px short side. Per-crop page, box and "
-             "scale: `sources.jsonl`. The licences' texts: Debian's `/usr/share/common-licenses/` and each "
-             "package's `copyright` file.", "",
+             "scale: `sources.jsonl`. Licences: each package's Debian `copyright` file and the GPL texts are in "
+             "`licenses/`.", "",
              "| role | package | file | licence | crops | pages |", "|---|---|---|---|---|---|"]
     for (role, pkg, path, lic), rs in sorted(pk.items()):
         pages = sorted({r.get("page_index") for r in rs if r.get("page_index") is not None})
@@ -167,18 +180,20 @@ def main() -> None:
     ap.add_argument("--em", type=float, default=24.0, help="font size (em) in px of the document crops")
     ap.add_argument("--roles", default="docs-en,docs-zh,photos,real-text")
     ap.add_argument("--work", type=Path, help="keep downloads here (default: a temporary folder)")
-    ap.add_argument("--packages", help="comma list: only these packages' documents (adds to an existing --out)")
+    ap.add_argument("--packages", help="comma list: rebuild only these packages' crops (the rest of --out is kept)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     a.out.mkdir(parents=True, exist_ok=True)
     only = set(a.packages.split(",")) if a.packages else set()
-    rows: list[dict] = [json.loads(line) for line in (a.out / "sources.jsonl").read_text().splitlines()] \
-        if only and (a.out / "sources.jsonl").exists() else []
+    roles = a.roles.split(",")
+    old = a.out / "sources.jsonl"
+    rows: list[dict] = [r for r in map(json.loads, old.read_text().splitlines() if old.exists() else [])
+                        if r["role"] not in roles or (only and r["package"].split()[0] not in only)]
     licences: dict = {}
     with tempfile.TemporaryDirectory() as tmpd:
         work = a.work or Path(tmpd)
         work.mkdir(parents=True, exist_ok=True)
-        for role in a.roles.split(","):
+        for role in roles:
             rows += build_photos(a.out, work, licences) if role == "photos" else build_docs(role, a.out, work, a.em,
                                                                                           licences, only)
     write_sources(a.out, rows, a.em)

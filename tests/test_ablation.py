@@ -65,23 +65,30 @@ def tiny_config(root: Path, **changes) -> Path:
 
 @pytest.fixture(scope="module")
 def ablated(tmp_path_factory):
+    """The CLI, as a user runs it: two arms of the tiny config, data jobs in-process."""
+    from textinfuse.cli import main
+
     root = tmp_path_factory.mktemp("ablate")
-    cfg = load_ablation(tiny_config(root))
+    path = tiny_config(root)
     out = root / "out"
-    res = run_ablation(cfg, out, arms=["general", "synthetic"])
-    return cfg, out, res
+    assert main(["ablate", "--config", str(path), "--out", str(out), "--arms", "general,synthetic",
+                 "--executor", "local"]) == 0
+    return load_ablation(path), out, json.loads((out / "results.json").read_text())
 
 
 def test_outputs_have_the_documented_shape(ablated):
     cfg, out, res = ablated
-    saved = json.loads((out / "results.json").read_text())
-    assert saved["arms"].keys() == {"general", "synthetic"} == res["arms"].keys()
+    saved = res
+    assert saved["arms"].keys() == {"general", "synthetic"}
     for arm in saved["arms"].values():
         for key in ("NED", "NED_seeds", "PSNR", "SSIM", "PSNR_photos", "steps", "cpu_seconds"):
             assert key in arm
         assert arm["steps"] == 6 and len(arm["NED_seeds"]) == 1 and arm["cpu_seconds"] > 0
         assert 0 <= arm["NED"] <= 1 and 5 < arm["PSNR_photos"] < 60
     assert saved["config"]["arms"].keys() == cfg.arms.keys()
+    g = saved["goal"]  # plain-text was not run: its check is left out, the other two are made
+    assert g["ned_gain_over_baseline"] == pytest.approx(saved["arms"]["synthetic"]["NED"] - saved["arms"]["general"]["NED"])
+    assert "photo_psnr_ok" in g and "contrast_ok" not in g
     md = (out / "results.md").read_text()
     assert "| `general` |" in md and "| `synthetic` |" in md and "photo PSNR" in md
     with Image.open(out / "grid.png") as g:  # 2 crops x (original + 2 arms)
@@ -150,6 +157,8 @@ def test_plain_text_renders_on_flat_backgrounds(ablated):
     ({"arms": {"a": {"base": {"nope": 1}, "infuse": {"general": 1}}}}, "not in sources"),
     ({"stages": [{"name": "base", "steps": 1, "weights": {"general": 1}}]}, "belong to the arms"),
     ({"train": {"model": "no-such-model", "seed": 3}}, "seeds"),
+    ({"run_arms": ["general", "nope"]}, "run_arms: 'nope' is not an arm"),
+    ({"sources": {"general": {"kind": "filter"}}}, "a filter source needs inputs"),
 ])
 def test_bad_configs_are_refused_in_one_line(tmp_path, change, message):
     with pytest.raises((ConfigError, ValueError), match=message):

@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "plain text, TextInfuse text) and compare text fidelity on real documents")
     ab.add_argument("--config", required=True, help="ablation config, e.g. configs/ablation/cpu.yaml")
     ab.add_argument("--out", required=True, help="output folder (data/, runs/, results.json, results.md, grid.png)")
-    ab.add_argument("--arms", help="comma list of the config's arms to run (default: all)")
+    ab.add_argument("--arms", help="comma list of the config's arms to run (default: its run_arms, else all)")
     ab.add_argument("--seeds", type=_positive, help="training seeds per arm (default: the config's `seeds`)")
     ab.add_argument("--eval-gt", nargs="+", metavar="DIR", help="folders of real text images evaluated instead of "
                     "the config's eval.text")

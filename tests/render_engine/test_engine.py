@@ -94,6 +94,27 @@ def test_level_scale_stretches_every_level_and_the_label_says_so():
         TextConfig(level_scale=10)
 
 
+def test_paper_sheets_lie_under_page_text_and_re_render_exactly():
+    from render_engine.config import LayoutConfig
+
+    cfg = RenderConfig(levels=(1, 2), layout=LayoutConfig(page_prob=1.0, paper_prob=1.0))
+    r = Renderer(cfg)
+    for s in samples(r, 8):
+        check_label(r, s)
+        paper = s.label["params"]["background"]["paper"]
+        x, y, w, h = paper["box"]
+        assert w >= 0.55 * 256 - 1 and h >= 0.55 * 256 - 1 and x + w <= 256 and y + h <= 256
+        for ln in s.label["lines"]:  # every line sits on the sheet, dark on light
+            q = np.asarray(ln["box"])
+            assert q[:, 0].min() >= x and q[:, 1].min() >= y and q[:, 0].max() <= x + w and q[:, 1].max() <= y + h
+        under = s.image[y:y + h, x:x + w][s.alpha[y:y + h, x:x + w] == 0]
+        assert under.mean() > 150
+        again = r.render(s.label["params"])
+        assert np.array_equal(again.image, s.image)
+    plain = Renderer(RenderConfig(levels=(1, 2), layout=LayoutConfig(page_prob=1.0)))
+    assert all("paper" not in s.label["params"]["background"] for s in samples(plain, 4))
+
+
 def test_small_canvases_with_large_text_keep_every_glyph_inside():
     # A 2-em paragraph indent on a 2-3 em column pushed the first character off a 64 px canvas.
     for cfg in (RenderConfig(width=64, height=64, levels=(1,)),
