@@ -105,15 +105,13 @@ def markdown(cfg: AblationConfig, res: dict) -> str:
 def grid(out: Path, arms: dict[str, list[dict]], picks: list[tuple[str, Path]], path: Path,
          side: int = 192) -> None:
     """Rows: the grid crops; columns: the original, then each arm's first seed, captioned with its NED."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
+
+    from pipelines.evaluate import caption_font
 
     if not picks:
         return
-    font_path = Path(__file__).resolve().parents[1] / "fonts" / "zh" / "NotoSansSC-Regular.otf"
-    try:
-        font = ImageFont.truetype(str(font_path), 14)
-    except OSError:
-        font = ImageFont.load_default()
+    font = caption_font(14)
     names = list(arms)
     head, pad = 22, 4
     sheet = Image.new("RGB", ((len(names) + 1) * (side + pad), head + len(picks) * (side + head + pad)), "white")

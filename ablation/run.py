@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipelines.shards import write_json_atomic
 from textinfuse.configio import to_dict
 
 from .config import AblationConfig
@@ -40,12 +41,6 @@ class FolderInUse(RuntimeError):
 def _cpu() -> float:
     s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -69,7 +64,7 @@ def claim(out: Path, cfg: AblationConfig, resume: bool) -> None:
                               f"identity {old.get('identity')}, this one {ident}); use a new folder")
         if not resume:
             raise FolderInUse(f"{out}: holds an ablation already; add --resume to continue it, or use a new folder")
-    _write_json(out / ID_FILE, {"identity": ident, "config": to_dict(cfg)})
+    write_json_atomic(out / ID_FILE, {"identity": ident, "config": to_dict(cfg)})
 
 
 def claim_run(cfg: AblationConfig, arm: str, run: Path) -> None:
@@ -82,7 +77,7 @@ def claim_run(cfg: AblationConfig, arm: str, run: Path) -> None:
                           "arm name")
     run.mkdir(parents=True, exist_ok=True)
     if old is None:
-        _write_json(run / "arm.json", {"arm": arm, "identity": ident, "weights": cfg.arms[arm],
+        write_json_atomic(run / "arm.json", {"arm": arm, "identity": ident, "weights": cfg.arms[arm],
                                        "sources": {n: to_dict(cfg.sources[n]) for n in cfg.arm_sources(arm)}})
 
 
@@ -135,7 +130,7 @@ def train_run(cfg: AblationConfig, arm: str, seed: int, dirs: dict[str, str], ru
     done = {"arm": arm, "seed": seed, "steps": summary["step"], "cpu_seconds": round(_cpu() - c0, 1),
             "wall_seconds": round(time.monotonic() - t0, 1), "resumed": resumed,
             "weights_sha256": summary["weights_sha256"], "sources": tcfg.data.sources}
-    _write_json(run / "trained.json", done)
+    write_json_atomic(run / "trained.json", done)
     return done
 
 
@@ -170,7 +165,7 @@ def eval_run(cfg: AblationConfig, run: Path, text: list[str], photos: list[str],
     res.update(pool(res["sets"]))
     res["eval_cpu_seconds"] = round(_cpu() - c0, 1)
     res["eval_wall_seconds"] = round(time.monotonic() - t0, 1)
-    _write_json(run / "evaluated.json", res)
+    write_json_atomic(run / "evaluated.json", res)
     return res
 
 

@@ -446,15 +446,23 @@ def _write_outputs(out: Path, details: list[dict], images: dict, extra: list[str
     return results
 
 
+def caption_font(size: int):
+    """The bundled Chinese sans (it also covers Latin) for captions of result pictures; PIL's default if absent."""
+    from PIL import ImageFont
+
+    from render_engine.paths import bundled_fonts
+
+    try:
+        return ImageFont.truetype(str(bundled_fonts() / "zh" / "NotoSansSC-Regular.otf"), size)
+    except OSError:
+        return ImageFont.load_default()
+
+
 def worst_grid(rows: list[dict], images: dict, path: Path, side: int = 256, text_w: int = 420) -> None:
     """PNG: one row per case, original | reconstruction | OCR of both (wrapped), scaled to `side` px high."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
-    font_path = Path(__file__).resolve().parents[1] / "fonts" / "zh" / "NotoSansSC-Regular.otf"
-    try:
-        font = ImageFont.truetype(str(font_path), 13)
-    except OSError:
-        font = ImageFont.load_default()
+    font = caption_font(13)
     sheet = Image.new("RGB", (2 * side + text_w + 8, len(rows) * (side + 4)), "white")
     draw = ImageDraw.Draw(sheet)
     per_line = text_w // 13
