@@ -33,7 +33,6 @@ import hashlib
 import importlib
 import json
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -105,16 +104,10 @@ def pixel_key(img: np.ndarray) -> str:
 
 
 def ocr_text(img: np.ndarray) -> str:
-    """OCR text of an RGB uint8 image in reading order, all whitespace removed."""
+    """OCR text of an RGB uint8 image in reading order, all whitespace removed (`textinfuse.ocr.page_text`)."""
     from textinfuse import ocr
 
-    lines = ocr.read(img)
-    if not lines:
-        return ""
-    boxes = [np.asarray(ln.box, float) for ln in lines]
-    heights = [float(np.ptp(b[:, 1])) for b in boxes]
-    text = ocr.reading_order([(ln.text, b) for ln, b in zip(lines, boxes, strict=True)], float(np.median(heights)))
-    return re.sub(r"\s+", "", text)
+    return ocr.page_text(img)
 
 
 def score_pair(gt: np.ndarray, rec: np.ndarray, gt_text: str | None, rec_text: str | None,

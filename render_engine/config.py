@@ -82,8 +82,14 @@ class LayoutConfig:
     line_spacing: tuple[float, float] = (1.15, 1.6)  # line pitch in em
     margin: tuple[int, int] = (2, 12)  # page margin in px
     # chance a page crop is a sheet of paper lying in the scene: a light, nearly opaque rectangle covering
-    # 55-100 % of each side, the photo around it and faintly through it; its text is set on the sheet
-    paper_prob: float = 0.0
+    # most of the canvas, the photo around it and faintly through it; its text is set on the sheet. On by
+    # default: the text-infusion ablation measured page text set straight on photos teaching an autoencoder
+    # to read real documents far less than the same text on a sheet (README, "The text-infusion ablation")
+    paper_prob: float = 1.0
+    paper_opacity: tuple[float, float] = (0.9, 1.0)  # of the sheet over the photo (1: the photo is hidden)
+    paper_size: tuple[float, float] = (0.9, 1.0)  # the sheet's side as a share of the canvas's, per side
+    paper_white: tuple[float, float] = (225.0, 255.0)  # the sheet's brightness (0-255) before its tint
+    paper_tint: float = 18.0  # at most this much is taken off each channel of the sheet's colour
 
     def __post_init__(self) -> None:
         for n in ("page_prob", "columns_prob", "paper_prob"):
@@ -93,6 +99,11 @@ class LayoutConfig:
             raise ValueError("layout.max_blocks must be >= 1")
         _check_range("layout.line_spacing", self.line_spacing, 1.0, 3.0)
         _check_range("layout.margin", self.margin, 0, 100)
+        _check_range("layout.paper_opacity", self.paper_opacity, 0, 1)
+        _check_range("layout.paper_size", self.paper_size, 0.05, 1)
+        _check_range("layout.paper_white", self.paper_white, 0, 255)
+        if not 0 <= self.paper_tint <= 255:
+            raise ValueError("layout.paper_tint must be in [0, 255]")
 
 
 @dataclass(frozen=True)

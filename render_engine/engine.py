@@ -123,13 +123,33 @@ def _script_mix(text: str) -> dict[str, float]:
     return {k: round(v / n, 4) for k, v in counts.items()}
 
 
-def _sample_paper(rng: np.random.Generator, W: int, H: int) -> dict[str, Any]:
-    """A sheet of paper in the scene: box (x, y, w, h) covering 55-100 % of each side, a light tint, opacity."""
-    w, h = (int(round(n * rng.uniform(0.55, 1.0))) for n in (W, H))
+def _nudge_inside(ink: np.ndarray, ox: np.ndarray, oy: np.ndarray, line: np.ndarray, n: int, W: int, H: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Glyph origins (ox, oy) with every line whose ink crosses the canvas's edge moved back inside by
+    whole pixels (a script face's swash or a tall accent at a large size in a 2 px margin); lines already
+    inside do not move, and a line too big for the canvas is left for the caller's check. Also returns
+    each line's vertical shift (for its baseline)."""
+    cb = ink + np.stack([ox, oy, ox, oy], 1)
+    lo = np.full((n, 2), np.iinfo(np.int64).max)
+    hi = np.full((n, 2), np.iinfo(np.int64).min)
+    np.minimum.at(lo, line, cb[:, :2])
+    np.maximum.at(hi, line, cb[:, 2:])
+    size = np.array([W, H])
+    shift = np.where(lo < 0, -lo, np.where(hi > size, size - hi, 0))
+    shift[(hi - lo > size) | (lo == np.iinfo(np.int64).max)] = 0
+    if not shift.any():
+        return ox, oy, shift[:, 1]
+    return ox + shift[line, 0], oy + shift[line, 1], shift[:, 1]
+
+
+def _sample_paper(rng: np.random.Generator, W: int, H: int, lay) -> dict[str, Any]:
+    """A sheet of paper in the scene (`lay`: the LayoutConfig): box (x, y, w, h) covering `paper_size` of
+    each side, a light tint, opacity."""
+    w, h = (int(round(n * rng.uniform(*lay.paper_size))) for n in (W, H))
     x, y = int(rng.integers(0, W - w + 1)), int(rng.integers(0, H - h + 1))
-    white = float(rng.uniform(225, 255))
-    tint = [int(round(white - t)) for t in rng.uniform(0, 18, 3)]
-    return {"box": [x, y, w, h], "colour": tint, "opacity": round(float(rng.uniform(0.85, 1.0)), 3)}
+    white = float(rng.uniform(*lay.paper_white))
+    tint = [int(round(white - t)) for t in rng.uniform(0, lay.paper_tint, 3)]
+    return {"box": [x, y, w, h], "colour": tint, "opacity": round(float(rng.uniform(*lay.paper_opacity)), 3)}
 
 
 def lay_paper(bg: np.ndarray, paper: dict[str, Any]) -> np.ndarray:
@@ -187,7 +207,7 @@ class Renderer:
         bg = apply_crop(img, crop, (W, H))
         paper = None
         if page and cfg.layout.paper_prob > 0 and rng.random() < cfg.layout.paper_prob:
-            paper = _sample_paper(rng, W, H)
+            paper = _sample_paper(rng, W, H, cfg.layout)
             bg = lay_paper(bg, paper)
         lo, hi = cfg.px_range(level, lang)
         blocks, dropped = [], ""
@@ -236,6 +256,23 @@ class Renderer:
                     break
         return out
 
+    def _clear_edges(self, face: FontFace, px: int, text: str, region, columns: int, gap: int, spacing: float):
+        """(region, gap, column width) narrowed so that glyphs whose ink reaches past their pen or advance
+        (a script face's swashes, italic overhangs at large sizes) stay on the canvas where the region
+        comes closer to its edge than that overhang; None when nothing needs to move (the usual case).
+        `text`: the characters the block will draw (their glyphs are rasterised for drawing anyway)."""
+        table = self.assets.glyphs.table(face.path, face.index, px)
+        gids = table.gids(text)
+        ink, adv = table.atlas.ink[gids], table.atlas.advance[gids]
+        x, y, w, h = region
+        left = max(0, int(-ink[:, 0].min(initial=0)) - x)
+        right = max(0, int(np.ceil((ink[:, 2] - adv).max(initial=0))) - (self.cfg.width - x - w))
+        if not left and not right:
+            return None
+        region = (x + left, y, w - left - right, h)
+        gap = gap + left + right if columns > 1 else gap
+        return region, gap, grid(region, px, spacing, columns, gap)[1]
+
     def _sample_block(self, rng, lang, page, region, px, columns, lv, bg_int):
         cfg = self.cfg
         if px is None:
@@ -262,6 +299,12 @@ class Renderer:
         align = "left" if page else str(_weighted(rng, ("left", "center", "right"), (0.6, 0.25, 0.15)))
         width = self._width(face, px)
         lines = fill(text, width, rows * columns, col_w, indent, px)
+        narrowed = self._clear_edges(face, px, "".join(t for t, _ in lines), region, columns, gap, spacing)
+        if narrowed is not None:  # rare: overhanging ink at the canvas's edge
+            region, gap, col_w = narrowed
+            if col_w - indent * px < 2 * px:
+                indent = 0.0
+            lines = fill(text, width, rows * columns, col_w, indent, px)
         if not lines:
             return None, lost
         x, y, _, _ = region
@@ -322,6 +365,7 @@ class Renderer:
             g = gids[keep]
             ox = np.rint(pens[keep]).astype(np.int64)
             oy = baselines[ln_idx]
+            ox, oy, dy = _nudge_inside(atlas.ink[g], ox, oy, ln_idx, len(lens), W, H)
             cb = atlas.ink[g] + np.stack([ox, oy, ox, oy], 1)
             pos, counts = atlas.pixels(g)
             flats.append(np.repeat(oy * W + ox, counts) + atlas.offsets(W)[pos])
@@ -334,7 +378,7 @@ class Renderer:
             cbs.append(cb)
             cnts.append(counts)
             texts.append(text if len(keep) == len(text) else _pick_chars(text, keep))
-            for k, base in zip(present.tolist(), baselines[present].tolist(), strict=True):
+            for k, base in zip(present.tolist(), (baselines + dy)[present].tolist(), strict=True):
                 lines.append({"text": blk["lines"][k], "block": bi, "font": face.id, "char_px": px,
                               "colour": tuple(blk["colours"][k]), "_baseline": base})
         colour = np.zeros((H, W, 3), np.uint8)

@@ -50,7 +50,7 @@ def tiny_config(root: Path, **changes) -> Path:
                    {"name": "infuse", "steps": 3, "resolution": 32, "lr": 1e-3}],
         "sources": {"general": {"kind": "filter", "inputs": ["photos"], "set": ["text_density.enabled=false"]},
                     "synthetic": {"kind": "render", "set": render},
-                    "plain_text": {"kind": "render", "set": [*render, "render.effects.strength=0"],
+                    "plain_text": {"kind": "render", "set": [*render, "render.effects.strength=0", "render.layout.paper_prob=0"],
                                    "flat": ["#ffffff"]}},
         "arms": {"general": {"base": {"general": 1}, "infuse": {"general": 1}},
                  "synthetic": {"base": {"general": 1}, "infuse": {"general": 0.5, "synthetic": 0.5}},

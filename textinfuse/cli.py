@@ -261,10 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     ab.set_defaults(func=cmd_ablate)
 
     from pipelines.evaluate import add_parsers  # eval, bench-build (numpy only at import)
+    from training.cli import add_latent_parsers  # latent-stats, export (torch is imported when they run)
     from training.cli import add_parser as add_train_parser  # train (torch is imported when it runs)
 
     add_parsers(sub)
     add_train_parser(sub)
+    add_latent_parsers(sub)
     return p
 
 

@@ -6,6 +6,7 @@ Imports neither Ray nor torch. Install with the `ocr` extra: pip install 'textin
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -110,3 +111,14 @@ def reading_order(items: list[tuple[str, np.ndarray]], line_height: float) -> st
         return (round(c[1] / max(line_height, 1.0)), c[0])
 
     return "".join(t for t, _ in sorted(items, key=key))
+
+
+def page_text(image: np.ndarray) -> str:
+    """The text the evaluation scores: OCR of an RGB uint8 image in reading order, all whitespace removed.
+    `textinfuse eval`, bench-build and the trainer's logged NED all use this one function."""
+    lines = read(image)
+    if not lines:
+        return ""
+    boxes = [np.asarray(ln.box, float) for ln in lines]
+    height = float(np.median([float(np.ptp(b[:, 1])) for b in boxes]))
+    return re.sub(r"\s+", "", reading_order([(ln.text, b) for ln, b in zip(lines, boxes, strict=True)], height))

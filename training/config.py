@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from textinfuse.configio import ConfigError, load
 
@@ -13,7 +14,13 @@ class StageConfig:
     """One curriculum stage. resolution: square crop side in pixels; buckets: optional (width, height)
     aspect-ratio buckets (each batch uses one, chosen at random), overriding resolution; weights: source
     name -> mixing weight (normalised); m_cos / m_dist: alignment margins (0 = strict); l1 / lpips / align:
-    loss weights; lr: AdamW learning rate; steps: optimiser steps in this stage."""
+    loss weights (a teacher whose weight is 0 is not run in the stage); lr: AdamW learning rate; steps:
+    optimiser steps in this stage. batch_size: images per micro-batch per rank (0 or null: data.batch_size);
+    grad_accum: micro-batches per optimiser step (>= 1; the loss is weighted by each micro-batch's share
+    of the images, so 2 x B accumulated is one step of 2B on the same images). fit: how an image becomes a
+    training crop: `crop` (default) cuts it at full size (scaling up only images too small); `resize`
+    scales it so it just covers the crop (down or up, aspect kept), then crops the excess of its longer
+    side, so a low-resolution stage sees whole pages rather than fragments."""
 
     name: str
     steps: int
@@ -26,10 +33,18 @@ class StageConfig:
     lpips: float = 0.0
     align: float = 0.0
     lr: float = 1e-4
+    batch_size: int | None = None
+    grad_accum: int = 1
+    fit: Literal["crop", "resize"] = "crop"
 
     def __post_init__(self) -> None:
         if self.steps < 0:
             raise ValueError(f"stage {self.name}: steps must be >= 0")
+        if self.batch_size is not None and self.batch_size < 0:
+            raise ValueError(f"stage {self.name}: batch_size must be >= 1, or 0 for data.batch_size "
+                             f"(got {self.batch_size})")
+        if self.grad_accum < 1:
+            raise ValueError(f"stage {self.name}: grad_accum must be >= 1 (got {self.grad_accum})")
         if not self.weights or any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
             raise ValueError(f"stage {self.name}: weights need a positive total and no negative entry")
 
@@ -38,7 +53,8 @@ class StageConfig:
 class DataConfig:
     """sources: name -> shard folder (or a .tar glob); `--source NAME=DIR` fills it. holdout_shards: the last
     N shards of each source with more than N shards are kept out of training for evaluation (0: evaluate
-    on training shards). workers: DataLoader processes per rank."""
+    on training shards). workers: DataLoader processes per rank. batch_size: images per micro-batch per
+    rank where a stage does not set its own."""
 
     sources: dict[str, str] = field(default_factory=dict)
     batch_size: int = 8
@@ -50,15 +66,46 @@ class DataConfig:
 @dataclass(frozen=True)
 class TeacherConfig:
     """Local weight files; empty means not available. allow_random_teachers: use random stand-ins instead
-    of refusing (tests and smoke runs only; the numbers are then meaningless)."""
+    of refusing (tests and smoke runs only; the numbers are then meaningless). dinov2_layer: the block
+    whose output is aligned to, 1..depth (checked against the teacher when it loads; 12 = the middle of
+    DINOv2-L's 24). dino_resolution: 0 = the teacher sees the image at one patch (14 px) per latent
+    position (f16 at 256 px: 224 px; f32 at 256 px: only 112 px); N > 0 = about N px on the longer side,
+    an integer number of patches per latent position, its features mean-pooled to the latent grid."""
 
     lpips_vgg: str = ""
     lpips_heads: str = ""
     dinov2: str = ""
-    dinov2_layer: int = 6
+    dinov2_layer: int = 12
+    dino_resolution: int = 0
     allow_random_teachers: bool = False
     align_positions: int = 256
     adaptive_weight: bool = True
+
+    def __post_init__(self) -> None:
+        if self.dinov2_layer < 1:
+            raise ValueError(f"dinov2_layer must be >= 1 (a transformer block, 1..depth; got {self.dinov2_layer})")
+        if self.dino_resolution < 0:
+            raise ValueError(f"dino_resolution must be >= 0 px (got {self.dino_resolution})")
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """The model's shortcuts (training/models.py; `build_model(model, **arch)`). skip: `global` (default:
+    the report's global skip, pixels folded into the latent), `local` (the report's local skip connections:
+    DC-AE shortcuts around every down/upsampling stage, no global one) or `none`. decoder_skip: with global,
+    also add the skip's mirror to the decoder output; the report does not specify this, this project added
+    it (on by default, as the first checkpoints were trained)."""
+
+    skip: Literal["global", "local", "none"] = "global"
+    decoder_skip: bool = True
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """checkpointing: recompute each encoder/decoder block's activations in backward instead of keeping
+    them (torch.utils.checkpoint; less memory, about a third more compute)."""
+
+    checkpointing: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,10 +129,16 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """compile: torch.compile the model (off by default; when compilation fails, one warning and the run
+    goes on uncompiled)."""
+
     model: str
     stages: tuple[StageConfig, ...]
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    arch: ArchConfig = field(default_factory=ArchConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    compile: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     teachers: TeacherConfig = field(default_factory=TeacherConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -31,3 +31,9 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     lr = cfg.stages[stage_at(cfg, step)[0]].lr
     w = cfg.optim.warmup_steps
     return lr * min(1.0, (step + 1) / w) if w > 0 else lr
+
+
+def micro_batch(cfg: TrainConfig, stage: StageConfig) -> int:
+    """Images per micro-batch per rank in `stage`: its own batch_size, or data.batch_size when 0/None.
+    An optimiser step takes stage.grad_accum of them."""
+    return stage.batch_size or cfg.data.batch_size

@@ -35,8 +35,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from . import png
 from .shards import NoSamples, ShardReader, shard_urls
 
-__all__ = ["NoSamples", "MixedBatches", "decode_rgb", "eval_images", "make_loader", "random_crop", "shard_urls",
-           "split_holdout"]
+__all__ = ["NoSamples", "MixedBatches", "decode_rgb", "eval_images", "make_loader", "random_crop", "resize_crop",
+           "shard_urls", "split_holdout"]
 
 log = logging.getLogger(__name__)
 IMAGE_KEYS = ("png", "jpg", "jpeg", "webp")
@@ -104,6 +104,21 @@ def random_crop(img: np.ndarray, size: tuple[int, int], rng: np.random.Generator
     return img[y0:y0 + th, x0:x0 + tw]
 
 
+def resize_crop(img: np.ndarray, size: tuple[int, int], rng: np.random.Generator | None) -> np.ndarray:
+    """Scale the image so it just covers (w, h), aspect kept (area filter down, linear up), then crop the
+    excess of its longer side at a random place (centre when rng is None): the whole image, or nearly."""
+    tw, th = size
+    h, w = img.shape[:2]
+    s = max(tw / w, th / h)
+    if s != 1:
+        nw, nh = max(tw, round(w * s)), max(th, round(h * s))
+        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    return random_crop(img, size, rng)
+
+
+FITS = {"crop": random_crop, "resize": resize_crop}
+
+
 def _rank_world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -129,15 +144,18 @@ class MixedBatches(IterableDataset):
     several sources; `skipped` counts the batch's samples that did not decode (B is that much shorter).
 
     sizes: (w, h) crop sizes (aspect buckets; one per batch); skip_batches: batches already consumed by
-    this rank in this stream (resume); names: how errors name each source (default #0, #1, ...).
+    this rank in this stream (resume); names: how errors name each source (default #0, #1, ...); fit:
+    `crop` (random_crop) or `resize` (resize_crop: the whole image scaled down to cover the crop).
     A batch none of whose samples decodes is dropped; resume counts it as consumed only when it replays
     the same drop, so a run that met one may resume a batch off (rare: it needs a mostly broken source).
     """
 
     def __init__(self, urls: Sequence[list[str]], weights: Sequence[float], batch_size: int,
                  sizes: Sequence[tuple[int, int]], seed: int, skip_batches: int = 0, buffer: int = 256,
-                 names: Sequence[str] | None = None) -> None:
-        self.urls, self.batch_size, self.sizes = list(urls), batch_size, list(sizes)
+                 names: Sequence[str] | None = None, fit: str = "crop") -> None:
+        if fit not in FITS:
+            raise ValueError(f"fit={fit!r}: expected one of {', '.join(FITS)}")
+        self.urls, self.batch_size, self.sizes, self.fit = list(urls), batch_size, list(sizes), fit
         w = np.asarray(weights, float)
         self.p = w / w.sum()
         self.seed, self.skip, self.buffer = seed, skip_batches, buffer
@@ -177,7 +195,7 @@ class MixedBatches(IterableDataset):
             imgs = []
             for k, r in zip(ks, raws, strict=True):
                 try:
-                    imgs.append(random_crop(decode_rgb(r), size, rng))
+                    imgs.append(FITS[self.fit](decode_rgb(r), size, rng))
                     ok[k] += 1
                 except ValueError as e:  # a bad sample shortens its batch; the job goes on
                     imgs.append(None)

@@ -4,6 +4,12 @@ Run folder: `config.yaml` (resolved), `metrics.jsonl` (one object per logged ste
 `psnr`/`psnr_ema` in dB on held-out samples at eval steps), `tb/` (TensorBoard), `grids/step_N.png`
 (originals above reconstructions), `ckpt/step_N/` (see checkpoint.py). Multi-GPU/multi-node: launch with
 `torchrun`; the loop reads RANK/WORLD_SIZE/LOCAL_RANK and uses DDP (nccl on GPU, gloo on CPU).
+
+An optimiser step takes `stage.grad_accum` micro-batches of `micro_batch(cfg, stage)` images, each loss
+weighted by its share of the step's images (gradients all-reduced on the last one only). On CUDA: bf16
+autocast for the model and the teachers, channels_last, TF32 matmuls; `memory.checkpointing` recomputes
+block activations in backward; `compile: true` runs the model through torch.compile and falls back, with
+one warning, when that fails.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +35,12 @@ from torch import nn
 from textinfuse.configio import to_dict
 
 from . import checkpoint
-from .config import TrainConfig
-from .curriculum import lr_at, stage_at, stage_start
+from .config import StageConfig, TeacherConfig, TrainConfig
+from .curriculum import lr_at, micro_batch, stage_at, stage_start
 from .data import MixedBatches, eval_images, make_loader, shard_urls, split_holdout
 from .losses import LPIPS, DinoTeacher, adaptive_weight, alignment_loss
 from .models import Autoencoder, build_model
+from .safeio import first_line
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +71,70 @@ def _setup_dist(device_pref: str) -> tuple[int, int, torch.device, bool]:
     return rank, world, device, created
 
 
+def micro_loss(fwd: Callable, ae: Autoencoder, x: torch.Tensor, stage: StageConfig, lpips: LPIPS | None,
+               teacher: DinoTeacher | None, t: TeacherConfig, amp: bool) -> tuple[torch.Tensor, dict]:
+    """Loss of one micro-batch x (float, [-1, 1]) through `fwd` (Net, DDP or compiled) and its logged
+    parts. A teacher runs only where the stage weighs it; where it does not, the projection gets a zero
+    term, so every parameter still has a gradient (DDP requires it; the weight-0 term gave the same)."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        xr, z, zp = fwd(x)
+    xr = xr.float()
+    l1 = (xr - x).abs().mean()
+    rec, parts = stage.l1 * l1, {"l1": l1}
+    if lpips is not None and stage.lpips > 0:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            parts["lpips"] = lpips(xr, x).float().mean()
+        rec = rec + stage.lpips * parts["lpips"]
+    if zp is None:
+        return rec, parts
+    if teacher is None or stage.align <= 0:
+        return rec + 0.0 * zp.sum(), parts
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        feat = teacher(x, tuple(z.shape[-2:]))
+    parts["mcos"], parts["mdms"] = alignment_loss(zp, feat, stage.m_cos, stage.m_dist, t.align_positions)
+    align = parts["mcos"] + parts["mdms"]
+    w = torch.ones((), device=x.device)
+    if t.adaptive_weight:
+        w = adaptive_weight(rec, align, ae.encoder.conv_out.weight)  # per micro-batch
+    parts["align_w"] = w
+    return rec + stage.align * w * align, parts
+
+
+def optimizer_step(model: nn.Module, net: nn.Module, opt: torch.optim.Optimizer, micro: list[torch.Tensor],
+                   loss_of: Callable, grad_clip: float, lr: float) -> tuple[torch.Tensor, dict, torch.Tensor]:
+    """One optimiser step over micro-batches: loss_of(x) -> (loss, parts) of each, weighted by its share
+    of the images, so k micro-batches of B give the gradient of one batch of kB (same images). `model`
+    is the DDP wrapper (synchronised on the last micro-batch only) or `net`. Returns the whole batch's
+    (loss, parts, gradient norm before clipping)."""
+    n = sum(len(x) for x in micro)
+    opt.zero_grad(set_to_none=True)
+    total: torch.Tensor | float = 0.0
+    parts_sum: dict[str, torch.Tensor] = {}
+    for i, x in enumerate(micro):
+        share = len(x) / n
+        last = i == len(micro) - 1
+        with nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync():
+            loss, parts = loss_of(x)
+            (loss if share == 1 else loss * share).backward()
+        total = total + share * loss.detach()
+        for k, v in parts.items():
+            parts_sum[k] = parts_sum.get(k, 0.0) + share * v.detach()
+    gnorm = nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    opt.step()
+    return total, parts_sum, gnorm
+
+
+def _compiled(model: nn.Module) -> Callable | None:
+    """torch.compile(model), or None (one warning) when torch cannot compile here."""
+    try:
+        return torch.compile(model)
+    except Exception as e:  # unsupported platform or Python: train uncompiled
+        log.warning("compile: torch.compile unavailable (%s); training uncompiled", first_line(e))
+        return None
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """Mean PSNR in dB of images in [-1, 1] (measured on the [0, 1] scale)."""
     mse = ((a.clamp(-1, 1) - b) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)
@@ -82,10 +155,11 @@ def _to_uint8(t: torch.Tensor) -> list:
 
 
 def ocr_texts(x: torch.Tensor) -> list[str]:
-    """OCR (bundled rapidocr) of each image in [-1, 1], whitespace removed."""
+    """OCR (bundled rapidocr) of each image in [-1, 1]: the evaluation's text (`textinfuse.ocr.page_text`:
+    reading order, whitespace removed), so the logged NED is the one `textinfuse eval` reports."""
     from textinfuse import ocr
 
-    return ["".join(c for ln in ocr.read(im) for c in ln.text if not c.isspace()) for im in _to_uint8(x)]
+    return [ocr.page_text(im) for im in _to_uint8(x)]
 
 
 def ned(gt_texts: list[str], xr: torch.Tensor) -> float | None:
@@ -121,6 +195,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
     rank, world, device, created = _setup_dist(cfg.device)
     out = Path(out_dir)
     use_amp = device.type == "cuda"  # bf16 autocast on GPU, fp32 on CPU
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    if device.type == "cuda":  # TF32 for what autocast leaves in float32 (cuDNN convolutions: its default)
+        torch.set_float32_matmul_precision("high")
+        torch.backends.cudnn.allow_tf32 = True
     total = cfg.total_steps
     # Data first, so a missing source is named before anything heavy loads: training shards per source,
     # held-out shards for evaluation.
@@ -133,13 +211,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
 
     # Model, teachers and optimiser. Same init on every rank (DDP also broadcasts rank 0's weights).
     torch.manual_seed(cfg.seed)
-    ae = build_model(cfg.model)
+    ae = build_model(cfg.model, skip=cfg.arch.skip, decoder_skip=cfg.arch.decoder_skip)
+    ae.set_checkpointing(cfg.memory.checkpointing)
     t = cfg.teachers
     lpips = (LPIPS(t.lpips_vgg, t.lpips_heads, t.allow_random_teachers).to(device)
              if any(s.lpips > 0 for s in cfg.stages) else None)
-    teacher = (DinoTeacher(t.dinov2, t.dinov2_layer, t.allow_random_teachers).to(device)
+    teacher = (DinoTeacher(t.dinov2, t.dinov2_layer, t.allow_random_teachers, t.dino_resolution).to(device)
                if any(s.align > 0 for s in cfg.stages) else None)
-    net = Net(ae, nn.Conv2d(ae.cfg.c, teacher.dim, 1) if teacher else None).to(device)
+    net = Net(ae, nn.Conv2d(ae.cfg.c, teacher.dim, 1) if teacher else None).to(device, memory_format=fmt)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.stages[0].lr, betas=cfg.optim.betas,
                             weight_decay=cfg.optim.weight_decay)
@@ -154,6 +233,25 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
             state = {"skipped": 0, **found[1]}
             log.info("resumed from %s (step %d)", found[0], state["step"])
     model = nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    fwd = _compiled(model) if cfg.compile else None
+
+    def run_step(micro: list[torch.Tensor], stage: StageConfig) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        nonlocal fwd
+
+        def step_with(f: Callable) -> tuple[torch.Tensor, dict, torch.Tensor]:
+            return optimizer_step(model, net, opt, micro,
+                                  lambda x: micro_loss(f, net.ae, x, stage, lpips, teacher, t, use_amp),
+                                  cfg.optim.grad_clip, lr_at(cfg, step))
+
+        if fwd is not None:
+            try:
+                return step_with(fwd)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as e:  # compiled lazily, in a step's forward or backward: redo it uncompiled
+                log.warning("compile: torch.compile failed (%s); training uncompiled", first_line(e))
+                fwd = None
+        return step_with(model)
 
     eval_x = None
     if rank == 0:
@@ -185,53 +283,34 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
         for n in names:
             mix.setdefault(n, 0)
         sizes = list(stage.buckets) or [(stage.resolution, stage.resolution)]
-        ds = MixedBatches([splits[n][0] for n in names], [stage.weights[n] for n in names], cfg.data.batch_size,
+        bs = micro_batch(cfg, stage)
+        ds = MixedBatches([splits[n][0] for n in names], [stage.weights[n] for n in names], bs,
                           sizes, seed=cfg.seed * 100 + si, skip_batches=state["stage_batches"],
-                          buffer=cfg.data.shuffle_buffer, names=[labels[n] for n in names])
+                          buffer=cfg.data.shuffle_buffer, names=[labels[n] for n in names], fit=stage.fit)
         end = min(stop, stage_start(cfg, si + 1))
-        log.info("stage %d/%d %s: steps %d-%d, sources %s", si + 1, len(cfg.stages), stage.name, step, end, names)
-        for batch in make_loader(ds, cfg.data.workers, cfg.seed + si, pin=device.type == "cuda"):
-            x = batch["image"].to(device, non_blocking=True).float() / 127.5 - 1
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                xr, z, zp = model(x)
-            xr = xr.float()
-            l1 = (xr - x).abs().mean()
-            rec = stage.l1 * l1
-            parts = {"l1": l1}
-            if lpips is not None:
-                parts["lpips"] = lpips(xr, x).mean()
-                rec = rec + stage.lpips * parts["lpips"]
-            loss = rec
-            if teacher is not None:
-                feat = teacher(x, tuple(z.shape[-2:]))
-                parts["mcos"], parts["mdms"] = alignment_loss(zp, feat, stage.m_cos, stage.m_dist,
-                                                              t.align_positions)
-                align = parts["mcos"] + parts["mdms"]
-                w = torch.ones((), device=device)
-                if t.adaptive_weight and stage.align > 0:
-                    w = adaptive_weight(rec, align, net.ae.encoder.conv_out.weight)
-                parts["align_w"] = w
-                loss = loss + stage.align * w * align
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(cfg, step)
-            opt.step()
+        log.info("stage %d/%d %s: steps %d-%d, sources %s, %d x %d images per step", si + 1, len(cfg.stages),
+                 stage.name, step, end, names, stage.grad_accum, bs)
+        batches = iter(make_loader(ds, cfg.data.workers, cfg.seed + si, pin=device.type == "cuda"))
+        while step < end:
+            got = [next(batches) for _ in range(stage.grad_accum)]
+            micro = [(b["image"].to(device, non_blocking=True).float() / 127.5 - 1).contiguous(memory_format=fmt)
+                     for b in got]
+            loss, parts, gnorm = run_step(micro, stage)
             with torch.no_grad():
                 for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
                     pe.lerp_(p, 1 - cfg.optim.ema_decay)
             step += 1
-            state.update(step=step, stage_batches=state["stage_batches"] + 1,
-                         skipped=state["skipped"] + int(batch["skipped"]))
-            for k in batch["source"].tolist():
-                mix[names[k]] += 1
+            state.update(step=step, stage_batches=state["stage_batches"] + len(got),
+                         skipped=state["skipped"] + sum(int(b["skipped"]) for b in got))
+            for b in got:
+                for k in b["source"].tolist():
+                    mix[names[k]] += 1
 
             if rank == 0 and (step % cfg.log_every == 0 or step == stop or step % cfg.eval.every == 0):
                 sps = (step - s0) / max(time.time() - t0, 1e-9)
                 n_mix = max(sum(mix.values()), 1)
-                rec_ = {"step": step, "stage": stage.name, "loss": float(loss.detach()), "lr": lr_at(cfg, step - 1),
-                        "grad_norm": float(gnorm), **{k: float(v.detach()) for k, v in parts.items()},
+                rec_ = {"step": step, "stage": stage.name, "loss": float(loss), "lr": lr_at(cfg, step - 1),
+                        "grad_norm": float(gnorm), **{k: float(v) for k, v in parts.items()},
                         **{f"mix/{k}": v / n_mix for k, v in mix.items()}, "skipped": state["skipped"],
                         "steps_per_s": sps,
                         "eta_s": (total - step) / max(sps, 1e-9)}
@@ -254,8 +333,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
                 last_log = rec_
             if rank == 0 and (step % cfg.ckpt_every == 0 or step == stop):
                 checkpoint.save(ckpt_dir, {"net": net}, {"net": ema}, opt, state, to_dict(cfg))
-            if step >= end:
-                break
+        del batches  # its DataLoader workers end here, not at the next stage
     if rank == 0:
         if writer is not None:
             writer.close()

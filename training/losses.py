@@ -6,7 +6,8 @@ Obtaining the weights (once, on a machine with network), then point `teachers.*`
   "IMAGENET1K_V1")` downloads; keys `features.N.weight|bias`), or the same as .safetensors.
 - LPIPS linear heads: `lpips/weights/v0.1/vgg.pth`, shipped inside the `lpips` package's wheel on PyPI
   (`pip download lpips --no-deps`, unzip; keys `linK.model.1.weight`).
-- DINOv2: a local copy of `facebook/dinov2-base` saved with the Hugging Face CLI or
+- DINOv2: a local copy of `facebook/dinov2-large` (the configs align to block 12 of its 24; any DINOv2
+  size works with a `teachers.dinov2_layer` within its depth) saved with the Hugging Face CLI or
   `Dinov2Model.save_pretrained(DIR)` (loaded with `Dinov2Model.from_pretrained(DIR, local_files_only=True)`).
 """
 
@@ -111,9 +112,13 @@ def dinov2_folder(path: str | Path) -> Path:
 
 
 class DinoTeacher(nn.Module):
-    """Features of one DINOv2 layer, its patch grid matched to a latent grid (h, w): (B, D, h, w). Frozen."""
+    """Features of DINOv2 block `layer` (1..depth), matched to a latent grid (h, w): (B, D, h, w). Frozen.
 
-    def __init__(self, path: str = "", layer: int = 6, allow_random: bool = False) -> None:
+    resolution: 0 = one patch per latent position (input (h·14, w·14) px); N > 0 = m patches per latent
+    position and side, m = max(1, round(N / (14·max(h, w)))), features mean-pooled m x m to (h, w), so an
+    f32 latent (8 x 8 at 256 px) can still be aligned to DINO features of a 224 px input."""
+
+    def __init__(self, path: str = "", layer: int = 12, allow_random: bool = False, resolution: int = 0) -> None:
         super().__init__()
         folder = dinov2_folder(path) if path else None
         # Local files only, even where a call forgets local_files_only: set before transformers is imported
@@ -127,14 +132,22 @@ class DinoTeacher(nn.Module):
             except Exception as e:  # transformers raises many types for a broken folder: name it, in one line
                 raise LoadError(f"{folder}: not a loadable DINOv2 folder ({first_line(e)})") from None
         elif allow_random:
+            # As deep as the configured layer (at least 2), so a config written for the real teacher runs.
             log.warning("alignment uses a RANDOM tiny DINOv2 stand-in (teachers.allow_random_teachers=true)")
-            cfg = Dinov2Config(hidden_size=48, num_hidden_layers=2, num_attention_heads=2, intermediate_size=96,
-                               patch_size=14, image_size=56)
+            cfg = Dinov2Config(hidden_size=48, num_hidden_layers=max(2, layer), num_attention_heads=2,
+                               intermediate_size=96, patch_size=14, image_size=56)
             self.net = Dinov2Model(cfg)
         else:
             raise TeacherMissing("the alignment loss needs teachers.dinov2 (a local DINOv2 folder); "
                                  "see training/losses.py for where to get it")
-        self.layer = min(layer, self.net.config.num_hidden_layers)
+        depth = self.net.config.num_hidden_layers
+        if not 1 <= layer <= depth:  # hidden_states[0] is the patch embedding, [depth] the last block
+            where = f" in {folder}" if folder else ""
+            raise ValueError(f"teachers.dinov2_layer={layer}: out of range for the DINOv2{where}, of depth "
+                             f"{depth} (valid: 1..{depth})")
+        if resolution < 0:
+            raise ValueError(f"teachers.dino_resolution={resolution}: must be >= 0 px")
+        self.layer, self.resolution = layer, resolution
         self.patch = self.net.config.patch_size
         self.dim = self.net.config.hidden_size
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
@@ -144,12 +157,14 @@ class DinoTeacher(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         h, w = grid
+        m = max(1, round(self.resolution / (self.patch * max(h, w)))) if self.resolution else 1
         x = ((x.float() + 1) / 2 - self.mean) / self.std
-        x = F.interpolate(x, size=(h * self.patch, w * self.patch), mode="bicubic", align_corners=False,
+        x = F.interpolate(x, size=(h * m * self.patch, w * m * self.patch), mode="bicubic", align_corners=False,
                           antialias=True)
         out = self.net(pixel_values=x, output_hidden_states=True)
         tokens = out.hidden_states[self.layer][:, 1:]  # drop CLS
-        return tokens.transpose(1, 2).reshape(x.shape[0], self.dim, h, w)
+        feat = tokens.transpose(1, 2).reshape(x.shape[0], self.dim, h * m, w * m)
+        return F.avg_pool2d(feat, m) if m > 1 else feat
 
 
 def alignment_loss(zp: torch.Tensor, feat: torch.Tensor, m_cos: float, m_dist: float,

@@ -67,7 +67,7 @@ def test_shipped_gpu_configs_load(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the configs name weights/... relative to the working folder
     with pytest.raises(ConfigError, match=r"^teachers.lpips_vgg: weights/vgg16-397923af.pth: no such file"):
         load_train_config(config, [], ["general=/g", "real=/r", "synthetic=/s"])
-    (tmp_path / "weights/dinov2-base").mkdir(parents=True)
+    (tmp_path / "weights/dinov2-large").mkdir(parents=True)
     for f in ("vgg16-397923af.pth", "lpips_vgg_v0.1.pth"):
         (tmp_path / "weights" / f).write_bytes(b"")
     cfg = load_train_config(config, [], ["general=/g", "real=/r", "synthetic=/s"])
