@@ -125,12 +125,17 @@ def score_pair(gt: np.ndarray, rec: np.ndarray, gt_text: str | None, rec_text: s
 
 
 def ocr_version() -> str:
+    """The OCR engine's name in the cache: its version, and the device when not the CPU (GPU kernels may
+    read a line differently, so their texts are not mixed with the CPU's)."""
     from importlib.metadata import PackageNotFoundError, version
 
+    from textinfuse.ocr import device
+
     try:
-        return f"rapidocr-{version('rapidocr')}"
+        name = f"rapidocr-{version('rapidocr')}"
     except PackageNotFoundError:
-        return "rapidocr-unknown"
+        name = "rapidocr-unknown"
+    return name if device() == "cpu" else f"{name}-{device()}"
 
 
 class OcrCache:
@@ -509,6 +514,8 @@ def cmd_bench_build(a: argparse.Namespace) -> int:
 
 def add_parsers(sub) -> None:
     """Add the `eval` and `bench-build` subcommands to the CLI's subparsers."""
+    from textinfuse.cli import add_ocr_device_flag
+
     e = sub.add_parser("eval", help="OCR-based text fidelity (NED), PSNR, SSIM of reconstructions "
                                     "(OmniDoc-TokenBench layout and results.json)")
     e.add_argument("--gt-dir", required=True, help="folder of original images")
@@ -527,6 +534,7 @@ def add_parsers(sub) -> None:
     e.add_argument("--no-cache", action="store_true", help="do not read or write the ground-truth OCR cache")
     e.add_argument("--workers", type=int, default=1, help="processes for OCR and per-image metrics (default 1; "
                    "the model, LPIPS and FID stay in the main process)")
+    add_ocr_device_flag(e)
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench-build", help="build a 256x256 text-crop benchmark from your PDFs or page images")
@@ -542,4 +550,5 @@ def add_parsers(sub) -> None:
     b.add_argument("--en-chars", type=_range, metavar="MIN-MAX", help="the same for English (default 300-600)")
     b.add_argument("--config", help="bench-build config file (YAML/TOML, keys of pipelines.bench_build.BenchConfig)")
     b.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config value, repeatable")
+    add_ocr_device_flag(b)
     b.set_defaults(func=cmd_bench_build)

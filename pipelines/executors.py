@@ -61,6 +61,9 @@ class LocalExecutor:
         pass
 
 
+FORWARDED_ENV = ("TEXTINFUSE_OCR_DEVICE",)  # settings a job's workers must share with its driver
+
+
 class RayExecutor:
     """Ray tasks, one per item. Starts a local Ray with `workers` CPUs unless Ray is already initialised
     or an address is given (`address` or RAY_ADDRESS); shuts down only a Ray it started itself."""
@@ -76,11 +79,13 @@ class RayExecutor:
         address = address or os.environ.get("RAY_ADDRESS") or None
         if not ray.is_initialized():
             t = time.perf_counter()
+            env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}  # a cluster's workers get them too
+            extra = {"runtime_env": {"env_vars": env}} if env else {}
             if address:
-                ray.init(address=address, log_to_driver=True, logging_level=logging.WARNING)
+                ray.init(address=address, log_to_driver=True, logging_level=logging.WARNING, **extra)
             else:
                 ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False, log_to_driver=True,
-                         logging_level=logging.WARNING, configure_logging=True)
+                         logging_level=logging.WARNING, configure_logging=True, **extra)
                 self.owned = True
             log.info("Ray ready in %.1f s (%s)", time.perf_counter() - t, address or "local")
         self.workers = int(ray.cluster_resources().get("CPU", 1)) if workers is None or address else workers

@@ -160,7 +160,7 @@ def test_checkpointing_gives_the_same_loss_and_gradients(skip):
         torch.manual_seed(0)
         net = Net(build_model(NAME, skip=skip), torch.nn.Conv2d(16, teacher.dim, 1))
         net.ae.set_checkpointing(on)
-        loss, parts = micro_loss(net, net.ae, x, stage, None, teacher, TeacherConfig(), False)
+        loss, parts = micro_loss(net, net.ae, x, stage, None, teacher, TeacherConfig(adaptive_weight=True), False)
         loss.backward()
         losses.append(torch.stack([loss.detach(), parts["align_w"]]))
         grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))

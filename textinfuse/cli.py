@@ -174,6 +174,11 @@ def add_executor_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="existing Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
 
 
+def add_ocr_device_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ocr-device", metavar="DEVICE", help="run OCR on cpu (default), cuda or cuda:N "
+                   "(needs onnxruntime-gpu; refused with an error when its CUDA provider is missing)")
+
+
 def run_job(a: argparse.Namespace, job):
     """Run `job(executor)` on the executor the flags ask for; Ctrl-C keeps what is done (exit 130)."""
     from pipelines.executors import make_executor
@@ -230,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--overwrite", action="store_true",
                    help="replace the outputs of another filter run in --out (other inputs or thresholds)")
     add_executor_flags(f)
+    add_ocr_device_flag(f)
     f.set_defaults(func=cmd_filter)
 
     fr = sub.add_parser("filter-report", help="HTML: score histograms with thresholds, examples near each")
@@ -282,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=handlers,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
+        if getattr(args, "ocr_device", None):
+            from . import ocr
+
+            ocr.set_device(args.ocr_device)  # before any job starts: Ray workers and pools inherit it
         return args.func(args)
     except (ConfigError, ValueError, RuntimeError) as e:
         print(f"error: {_one_line(e)}", file=sys.stderr)

@@ -70,7 +70,9 @@ class TeacherConfig:
     whose output is aligned to, 1..depth (checked against the teacher when it loads; 12 = the middle of
     DINOv2-L's 24). dino_resolution: 0 = the teacher sees the image at one patch (14 px) per latent
     position (f16 at 256 px: 224 px; f32 at 256 px: only 112 px); N > 0 = about N px on the longer side,
-    an integer number of patches per latent position, its features mean-pooled to the latent grid."""
+    an integer number of patches per latent position, its features mean-pooled to the latent grid.
+    adaptive_weight: false (default) = the alignment loss is weighted by the stage's fixed `align` (the
+    report's λ); true = VA-VAE's adaptive weight, λ times ||∇rec|| / ||∇align|| at the encoder's last conv."""
 
     lpips_vgg: str = ""
     lpips_heads: str = ""
@@ -79,7 +81,7 @@ class TeacherConfig:
     dino_resolution: int = 0
     allow_random_teachers: bool = False
     align_positions: int = 256
-    adaptive_weight: bool = True
+    adaptive_weight: bool = False
 
     def __post_init__(self) -> None:
         if self.dinov2_layer < 1:
