@@ -134,11 +134,15 @@ class AblationConfig:
         """sha256 of the shared training recipe (train, stages): an ablation folder holds one recipe."""
         return _digest({"train": self.train, "stages": self.stages})
 
-    def arm_identity(self, arm: str) -> str:
-        """sha256 of what decides one arm's weights: the recipe, its source weights and its sources' specs.
-        Adding an arm, or changing another one, leaves this arm's finished runs valid."""
+    def arm_identity(self, arm: str, data: dict[str, str] | None = None) -> str:
+        """sha256 of what decides one arm's weights: the recipe, its source weights, its sources' specs and
+        `data`, {source: its job's resolved config hash} (so a changed render or filter default, which a
+        spec does not show, is a change too). Adding an arm, or changing another one, leaves this arm's
+        finished runs valid."""
+        names = self.arm_sources(arm)
         return _digest({"recipe": self.identity(), "weights": self.arms[arm],
-                        "sources": {n: self.sources[n] for n in self.arm_sources(arm)}})
+                        "sources": {n: self.sources[n] for n in names},
+                        "data": {n: (data or {}).get(n, "") for n in names}})
 
 
 def _digest(obj: Any) -> str:

@@ -60,7 +60,8 @@ def build_source(name: str, spec: SourceSpec, out: Path, executor) -> dict:
                            f"(shard {f['shard']}: {f['reason']}); run again with --resume")
     if count == 0:
         raise RuntimeError(f"source {name}: no image in {out} (see its manifest.json)")
-    return {"kind": spec.kind, "dir": str(out), "images": count, "seconds": round(time.monotonic() - t0, 1)}
+    return {"kind": spec.kind, "dir": str(out), "images": count, "config_hash": man["config_hash"],
+            "seconds": round(time.monotonic() - t0, 1)}
 
 
 def build_sources(cfg: AblationConfig, names: list[str], data_dir: Path, executor) -> dict[str, dict]:

@@ -67,18 +67,21 @@ def claim(out: Path, cfg: AblationConfig, resume: bool) -> None:
     write_json_atomic(out / ID_FILE, {"identity": ident, "config": to_dict(cfg)})
 
 
-def claim_run(cfg: AblationConfig, arm: str, run: Path) -> None:
-    """A run folder holds one arm's identity (`arm.json`): another is refused, naming the arm."""
-    ident = cfg.arm_identity(arm)
+def claim_run(cfg: AblationConfig, arm: str, run: Path, data: dict[str, str]) -> None:
+    """A run folder holds one arm's identity (`arm.json`): another is refused, naming the arm. `data`:
+    {source: its data job's config hash}."""
+    ident = cfg.arm_identity(arm, data)
     old = _read_json(run / "arm.json")
     if old is not None and old.get("identity") != ident:
-        raise FolderInUse(f"{run}: arm {arm} was trained with other data (its source weights or sources' specs "
-                          f"changed: identity {old.get('identity')}, now {ident}); use a new folder or another "
-                          "arm name")
+        raise FolderInUse(f"{run}: arm {arm} was trained with other data (its source weights, sources' specs "
+                          f"or resolved job configs changed: identity {old.get('identity')}, now {ident}); use a "
+                          "new folder or another arm name")
     run.mkdir(parents=True, exist_ok=True)
     if old is None:
+        names = cfg.arm_sources(arm)
         write_json_atomic(run / "arm.json", {"arm": arm, "identity": ident, "weights": cfg.arms[arm],
-                                       "sources": {n: to_dict(cfg.sources[n]) for n in cfg.arm_sources(arm)}})
+                                             "sources": {n: to_dict(cfg.sources[n]) for n in names},
+                                             "data_config_hashes": {n: data.get(n, "") for n in names}})
 
 
 def eval_identity(cfg: AblationConfig, text: list[str], photos: list[str]) -> str:
@@ -116,10 +119,11 @@ def grid_picks(text: list[str], n: int) -> list[tuple[str, Path]]:
     return picks
 
 
-def train_run(cfg: AblationConfig, arm: str, seed: int, dirs: dict[str, str], run: Path) -> dict:
+def train_run(cfg: AblationConfig, arm: str, seed: int, data: dict[str, dict], run: Path) -> dict:
     from training.loop import train
 
-    claim_run(cfg, arm, run)
+    claim_run(cfg, arm, run, {n: d["config_hash"] for n, d in data.items()})
+    dirs = {n: d["dir"] for n, d in data.items()}
     done = _read_json(run / "trained.json")
     if done is not None:
         return done
@@ -214,7 +218,6 @@ def run_ablation(cfg: AblationConfig, out: str | Path, arms: list[str] | None = 
     finally:
         if executor is not None:
             executor.close()
-    dirs = {n: d["dir"] for n, d in data.items()}
     ev_id = eval_identity(cfg, text, photos)
     picks = grid_picks(text, cfg.eval.grid_crops)
     units = [(a, s) for a in arms for s in range(n_seeds)]
@@ -225,7 +228,7 @@ def run_ablation(cfg: AblationConfig, out: str | Path, arms: list[str] | None = 
     for k, (arm, seed) in enumerate(units):
         run = out / "runs" / arm / f"seed_{seed}"
         log.info("run %d/%d: arm %s, seed %d -> %s", k + 1, len(units), arm, seed, run)
-        trained = train_run(cfg, arm, seed, dirs, run)
+        trained = train_run(cfg, arm, seed, data, run)
         evaluated = eval_run(cfg, run, text, photos, ev_id, picks)
         runs[arm].append({**trained, **evaluated})
         if (arm, seed) not in before:

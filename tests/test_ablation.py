@@ -137,6 +137,24 @@ def test_another_training_config_is_refused_in_the_same_folder(ablated):
     assert reweighted.arm_identity("general") == cfg.arm_identity("general")  # other arms' runs stay valid
 
 
+def test_a_changed_resolved_data_config_invalidates_the_arm_even_with_the_same_spec(ablated):
+    """A new render default changes what a source makes without changing its spec: the data job's config
+    hash (recorded in the data's manifest) is part of the arm's identity."""
+    cfg, out, _ = ablated
+    import json
+
+    arm = json.loads((out / "runs/synthetic/seed_0/arm.json").read_text())
+    data = arm["data_config_hashes"]
+    assert set(data) == set(cfg.arm_sources("synthetic")) and all(data.values())
+    assert data["synthetic"] == json.loads((out / "data/synthetic/manifest.json").read_text())["config_hash"]
+    assert arm["identity"] == cfg.arm_identity("synthetic", data)
+    assert cfg.arm_identity("synthetic", {**data, "synthetic": "0" * 16}) != arm["identity"]
+    from ablation.run import claim_run
+
+    with pytest.raises(FolderInUse, match="resolved job configs"):
+        claim_run(cfg, "synthetic", out / "runs/synthetic/seed_0", {**data, "synthetic": "0" * 16})
+
+
 def test_plain_text_renders_on_flat_backgrounds(ablated):
     cfg, out, _ = ablated
     from ablation.data import build_source
