@@ -130,6 +130,8 @@ def _nudge_inside(ink: np.ndarray, ox: np.ndarray, oy: np.ndarray, line: np.ndar
     inside do not move, and a line too big for the canvas is left for the caller's check. Also returns
     each line's vertical shift (for its baseline)."""
     cb = ink + np.stack([ox, oy, ox, oy], 1)
+    if cb[:, :2].min() >= 0 and cb[:, 2].max() <= W and cb[:, 3].max() <= H:  # the usual case: all inside
+        return ox, oy, np.zeros(n, np.int64)
     lo = np.full((n, 2), np.iinfo(np.int64).max)
     hi = np.full((n, 2), np.iinfo(np.int64).min)
     np.minimum.at(lo, line, cb[:, :2])
