@@ -50,7 +50,9 @@ class EvalSpec:
     """text: folders of real document crops (NED, PSNR, SSIM; `--eval-gt` replaces them); photos:
     folders of photos (PSNR_photos, SSIM_photos: a gain on text must not be paid for on photos);
     grid_crops: text crops shown in grid.png; workers: OCR processes; lpips_weights: local LPIPS weights
-    (see `textinfuse eval`; empty = no LPIPS); use_ema: evaluate the EMA weights (else the raw ones)."""
+    (see `textinfuse eval`; empty = no LPIPS); use_ema: evaluate the EMA weights (else the raw ones);
+    ned_text: the OCR text NED compares, `textinfuse eval --ned-text`: "engine" (OmniDoc-TokenBench's,
+    the default) or "normalised" (reading order, whitespace removed)."""
 
     text: tuple[str, ...] = ()
     photos: tuple[str, ...] = ()
@@ -58,10 +60,13 @@ class EvalSpec:
     workers: int = 2
     lpips_weights: str = ""
     use_ema: bool = False
+    ned_text: str = "engine"
 
     def __post_init__(self) -> None:
         if self.grid_crops < 0 or self.workers < 1:
             raise ValueError("eval: grid_crops >= 0 and workers >= 1 are required")
+        if self.ned_text not in ("engine", "normalised"):
+            raise ValueError(f"eval.ned_text {self.ned_text!r}: use engine or normalised")
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ def eval_identity(cfg: AblationConfig, text: list[str], photos: list[str]) -> st
         if d != "|":
             for p in sorted(Path(d).iterdir()) if Path(d).is_dir() else ():
                 h.update(p.name.encode("utf-8", "surrogateescape") + str(p.stat().st_size).encode() + b"\0")
-    h.update(json.dumps([cfg.eval.lpips_weights, cfg.eval.use_ema, cfg.eval.grid_crops]).encode())
+    h.update(json.dumps([cfg.eval.lpips_weights, cfg.eval.use_ema, cfg.eval.grid_crops, cfg.eval.ned_text]).encode())
     return h.hexdigest()[:16]
 
 
@@ -158,7 +158,8 @@ def eval_run(cfg: AblationConfig, run: Path, text: list[str], photos: list[str],
         for d in dirs:
             name = _set_name(d, taken)
             r = evaluate(d, run / "eval" / name, model_fn=fn, workers=cfg.eval.workers,
-                         lpips_weights=cfg.eval.lpips_weights or None, worst=6, ocr=kind == "text")
+                         lpips_weights=cfg.eval.lpips_weights or None, worst=6, ocr=kind == "text",
+                         ned_text=cfg.eval.ned_text)
             res["sets"][name] = {"kind": kind, "dir": d, **r}
     grid = run / "grid"
     grid.mkdir(exist_ok=True)

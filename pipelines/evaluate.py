@@ -1,14 +1,21 @@
-"""Text-fidelity evaluation of image reconstructions, compatible with OmniDoc-TokenBench.
+"""Text-fidelity evaluation of image reconstructions, following OmniDoc-TokenBench's protocol.
 
-Layout: same-named images in `gt_dir` (originals) and `recon_dir` (reconstructions). Per image:
+The reference is `eval_metrics.py` of github.com/alibaba/OmniDoc-TokenBench (piq 0.8.0 for PSNR and SSIM,
+python-Levenshtein, PaddleOCR). Layout: same-named images in `gt_dir` (originals) and `recon_dir`
+(reconstructions). Per original:
 
-- PSNR (dB, uint8, data range 255) and SSIM (11x11 Gaussian window, sigma 1.5, channel mean); see
-  `textinfuse.metrics`. PSNR of identical images is infinite: it is reported as the cap
-  `metrics.PSNR_CAP_DB` = 100 dB, per image and in the mean, so the mean is always finite.
-- NED = 1 - Levenshtein(OCR(gt), OCR(recon)) / max(len, len), OCR with the bundled rapidocr, texts
-  joined in reading order with all whitespace removed. The dataset NED is the mean over the images whose
-  original yields OCR text (`NED_samples` of them); PSNR and SSIM are means over all valid pairs
-  (`num_samples`).
+- A reconstruction of another size is resized to the original's size (PIL bicubic) for the pixel metrics
+  (PSNR, SSIM, LPIPS, FID); OCR reads the reconstruction as it is, as the reference does.
+- PSNR (dB) = -10 log10(MSE + 1e-8) of the images in [0, 1] (piq's; identical images score 80 dB); the
+  dataset PSNR is the mean over the pairs with a finite value. SSIM: 11x11 Gaussian window, sigma 1.5, valid
+  region only, no downsampling, channel mean; see `textinfuse.metrics`.
+- NED = 1 - Levenshtein(OCR(gt), OCR(recon)) / max(len, len) (`textinfuse.metrics.ned_similarity`), OCR
+  with the bundled rapidocr. The text (`ned_text`, CLI `--ned-text`): "engine" (default, the reference's)
+  joins the engine's lines with "" in the engine's order, whitespace kept (`textinfuse.ocr.engine_text`);
+  "normalised" (this tool's earlier text) reads them in reading order with all whitespace removed
+  (`textinfuse.ocr.page_text`). The dataset NED is the mean over the originals whose OCR text is non-empty
+  (`NED_samples` of them); the others are left out, as in the reference.
+- `num_samples` counts all originals (the reference's `len(files)`), scored or not.
 
 Reconstructions come from one source: `recon_dir`; a reference (`identity`, or `bicubicF`: PIL bicubic
 down by F, then back up to the original size); a Python callable `module:function` (the hook for any
@@ -16,12 +23,16 @@ autoencoder) that maps a float32 batch (N, H, W, 3) in [0, 1] to reconstructions
 range; or `checkpoint`, which needs `training.inference.load_reconstructor(path) -> callable` with the
 same contract (tiling large images is the callable's job; it lands with the trainer).
 
-Outputs in `out`: `results.json` (exactly `num_samples`, `PSNR`, `SSIM`, `LPIPS`, `FID`, `NED`,
-`NED_samples`, plus `LPIPS_reason`/`FID_reason` when those are null), `details.jsonl` (one line per
-original: name, psnr, ssim, ned, ocr_gt, ocr_recon, and `error` for a bad pair), `report.json` (source,
-problems by reason, OCR cache hits, timings) and `worst.png` (lowest-NED cases: original |
-reconstruction | OCR texts). Bad pairs (missing, unreadable, size mismatch, model failure) are listed
-and skipped, never fatal. OCR of the originals is cached in this user's private cache folder
+Outputs in `out`, the reference's two files first: `results.json` (`num_samples`, `PSNR`, `SSIM`, `LPIPS`,
+`FID`, `NED`, `NED_samples`, plus `ned_text` and `LPIPS_reason`/`FID_reason` when those are null; values
+unrounded) and `ned_details.json` (`avg_ned`, `total_samples`, `valid_samples` and `details`: one
+{file, gt_text, rec_text, ned} per original with OCR text, ned rounded to 4 places as the reference
+writes it; written when at least one original has text); then ours: `details.jsonl` (one line per
+original: name, psnr, ssim, ned, ocr_gt, ocr_recon, `resized_from` for a resized reconstruction, and
+`error` for a bad pair), `report.json` (source, protocol, problems by reason, OCR cache hits, timings) and
+`worst.png` (lowest-NED cases: original | reconstruction | OCR texts). Bad pairs (missing, unreadable,
+model failure) are listed and skipped, never fatal. OCR lines of the originals (text, box, score, so both
+texts derive from one reading) are cached in this user's private cache folder
 (`~/.cache/textinfuse/eval/.textinfuse-ocr-cache.jsonl`, never in `gt_dir`, which may come from
 elsewhere), keyed by the sha256 of the decoded pixels and the OCR version; FID features beside it.
 """
@@ -40,7 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
-from textinfuse.metrics import PSNR_CAP_DB, ned_similarity, psnr, ssim
+from textinfuse.metrics import PSNR_EPS, ned_similarity, psnr, ssim
+from textinfuse.ocr import DEFAULT_NED_TEXT, NED_TEXTS
 
 from .progress import Progress
 
@@ -104,21 +116,56 @@ def pixel_key(img: np.ndarray) -> str:
 
 
 def ocr_text(img: np.ndarray) -> str:
-    """OCR text of an RGB uint8 image in reading order, all whitespace removed (`textinfuse.ocr.page_text`)."""
+    """OCR text of an RGB uint8 image in reading order, all whitespace removed (`textinfuse.ocr.page_text`):
+    bench-build's character counts (the evaluation's text is chosen by `ned_text`, see `lines_text`)."""
     from textinfuse import ocr
 
     return ocr.page_text(img)
 
 
-def score_pair(gt: np.ndarray, rec: np.ndarray, gt_text: str | None, rec_text: str | None,
-               identical: bool = False) -> dict:
-    """PSNR, SSIM and both OCR texts of one pair; texts already known (cached) are passed in, and an
-    `identical` reconstruction reuses the original's text. Runs in worker processes with `--workers`, so
-    it touches no shared state; errors come back as `error`."""
+def ocr_lines(img: np.ndarray) -> list[list]:
+    """The OCR engine's lines of an RGB uint8 image, in its order, as JSON-ready [text, box, score]: what
+    the cache stores, so either text variant derives from one reading."""
+    from textinfuse import ocr
+
+    return [[ln.text, [list(p) for p in ln.box], ln.score] for ln in ocr.read(img)]
+
+
+def lines_text(lines: list[list], ned_text: str = DEFAULT_NED_TEXT) -> str:
+    """The text NED compares, from `ocr_lines` output: `textinfuse.ocr.text_of_lines` (what
+    `textinfuse.ocr.text_of`, the trainer's text, computes from a fresh reading)."""
+    from textinfuse import ocr
+
+    return ocr.text_of_lines([ocr.OcrLine(t, tuple(tuple(pt) for pt in b), float(sc)) for t, b, sc in lines],
+                             ned_text)
+
+
+def match_size(rec: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """`rec` resized to `gt`'s size with PIL bicubic when the sizes differ (the reference's rule), else
+    `rec` itself."""
+    if rec.shape[:2] == gt.shape[:2]:
+        return rec
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(rec).resize((gt.shape[1], gt.shape[0]), Image.Resampling.BICUBIC))
+
+
+def score_pair(gt: np.ndarray, rec: np.ndarray, gt_lines: list | None, rec_lines: list | None,
+               identical: bool = False, ned_text: str = DEFAULT_NED_TEXT) -> dict:
+    """PSNR and SSIM (on `rec` resized to `gt`'s size if needed) and both OCR texts (of the images as
+    given) of one pair; OCR lines already known (cached) are passed in, and an `identical` reconstruction
+    reuses the original's. A fresh reading of the original comes back as `gt_lines` for the cache. Runs in
+    worker processes with `--workers`, so it touches no shared state; errors come back as `error`."""
     try:
-        row: dict = {"psnr": psnr(gt, rec), "ssim": ssim(gt, rec)}
-        row["ocr_gt"] = ocr_text(gt) if gt_text is None else gt_text
-        row["ocr_recon"] = row["ocr_gt"] if identical else ocr_text(rec) if rec_text is None else rec_text
+        px = match_size(rec, gt)
+        row: dict = {"psnr": psnr(gt, px), "ssim": ssim(gt, px)}
+        if px is not rec:
+            row["resized_from"] = f"{rec.shape[1]}x{rec.shape[0]}"
+        gl = ocr_lines(gt) if gt_lines is None else gt_lines
+        rl = gl if identical else ocr_lines(rec) if rec_lines is None else rec_lines
+        row["ocr_gt"], row["ocr_recon"] = lines_text(gl, ned_text), lines_text(rl, ned_text)
+        if gt_lines is None:
+            row["gt_lines"] = gl
         return row
     except Exception as e:  # one bad image must not end a long evaluation
         return {"error": f"metric failed: {type(e).__name__}: {e}"}
@@ -139,11 +186,13 @@ def ocr_version() -> str:
 
 
 class OcrCache:
-    """OCR texts keyed by pixel sha256; persisted as JSONL lines {key, engine, text} (append-only)."""
+    """OCR lines ([text, box, score] in the engine's order) keyed by pixel sha256, from which each NED text
+    variant is derived (`lines_text`), so variants never mix; persisted as JSONL lines {key, engine, lines}
+    (append-only). Lines of the earlier format {key, engine, text} held one variant only and are ignored."""
 
     def __init__(self, path: Path | None):
         self.path, self.engine = path, ocr_version()
-        self.texts: dict[str, str] = {}
+        self.lines: dict[str, list] = {}
         self.hits = self.misses = 0
         if path is not None and path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
@@ -151,14 +200,14 @@ class OcrCache:
                     r = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a torn last line from an interrupted run
-                if r.get("engine") == self.engine:
-                    self.texts[r["key"]] = r["text"]
+                if isinstance(r, dict) and r.get("engine") == self.engine and isinstance(r.get("lines"), list):
+                    self.lines[r["key"]] = r["lines"]
 
-    def store(self, key: str, text: str, persist: bool = True) -> None:
-        self.texts[key] = text
+    def store(self, key: str, lines: list, persist: bool = True) -> None:
+        self.lines[key] = lines
         if persist and self.path is not None:
             with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({"key": key, "engine": self.engine, "text": text}, ensure_ascii=False) + "\n")
+                f.write(json.dumps({"key": key, "engine": self.engine, "lines": lines}, ensure_ascii=False) + "\n")
 
 
 def _cache_path() -> Path:
@@ -233,10 +282,14 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
              reference: str | None = None, model_fn: str | ModelFn | None = None,
              checkpoint: str | None = None, lpips_weights: str | None = None,
              fid_weights: str | None = None, worst: int = 12, batch_size: int = 8,
-             use_cache: bool = True, workers: int = 1, ocr: bool = True) -> dict:
+             use_cache: bool = True, workers: int = 1, ocr: bool = True,
+             ned_text: str = DEFAULT_NED_TEXT) -> dict:
     """Score reconstructions of the images in `gt_dir` (from exactly one source) and write the outputs
     described in the module docstring to `out`. Returns the `results.json` dict. `ocr=False` scores pixels
-    only (photos: NED is null and no OCR runs)."""
+    only (photos: NED is null and no OCR runs). `ned_text`: "engine" (OmniDoc-TokenBench's text, the
+    default) or "normalised" (reading order, whitespace removed)."""
+    if ned_text not in NED_TEXTS:
+        raise ValueError(f"ned_text {ned_text!r}: use one of {', '.join(NED_TEXTS)}")
     gt_dir, out = Path(gt_dir), Path(out)
     sources = [s for s in (recon_dir, reference, model_fn, checkpoint) if s]
     if len(sources) != 1:
@@ -301,8 +354,9 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
             for i, (gt, rec, err) in enumerate(pairs):
                 if err is None and gt is not None and rec is not None:
                     jobs.append((i, pixel_key(gt), pixel_key(rec)))
-            known = [(cache.texts.get(kg), cache.texts.get(kr)) if ocr else ("", "") for _, kg, kr in jobs]
-            args = [(pairs[i][0], pairs[i][1], tg, tr, kg == kr) for (i, kg, kr), (tg, tr) in zip(jobs, known, strict=True)]
+            known = [(cache.lines.get(kg), cache.lines.get(kr)) if ocr else ([], []) for _, kg, kr in jobs]
+            args = [(pairs[i][0], pairs[i][1], tg, tr, kg == kr, ned_text)
+                    for (i, kg, kr), (tg, tr) in zip(jobs, known, strict=True)]
             if pool is not None and args:
                 scored_rows = list(pool.map(score_pair, *(list(col) for col in zip(*args, strict=True))))
             else:
@@ -314,7 +368,8 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
                     cache.misses += tg is None
                     recon_ocr_runs += tr is None and kr != kg
                     if tg is None:
-                        cache.store(kg, row["ocr_gt"])
+                        cache.store(kg, row["gt_lines"])
+                row.pop("gt_lines", None)
                 by_index[i] = row
             scored: list[tuple[np.ndarray, np.ndarray, str]] = []  # (original, reconstruction, original's key)
             for i, (p, (gt, rec, err)) in enumerate(zip(chunk, pairs, strict=True)):
@@ -327,15 +382,16 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
                 elif got is not None:
                     row.update(got)
                     row["ned"] = ned_similarity(row["ocr_gt"], row["ocr_recon"]) if row["ocr_gt"] else None
+                    px = match_size(rec, gt)  # the pixel metrics see the original's size
                     try:
                         if lpips_fn is not None:
-                            row["lpips"] = lpips_fn(gt, rec)
+                            row["lpips"] = lpips_fn(gt, px)
                     except Exception as e:
                         err = f"metric failed: {type(e).__name__}: {e}"
                     if err is None:
                         if len(images) < 4 * max(worst, 1) or (row["ned"] is not None and row["ned"] < 1):
-                            images[p.name] = (gt, rec)
-                        scored.append((gt, rec, jobs_key[i]))
+                            images[p.name] = (gt, px)
+                        scored.append((gt, px, jobs_key[i]))
                 if err is not None:
                     row["error"] = err
                     log.warning("%s: %s", p.name, err)
@@ -355,7 +411,7 @@ def evaluate(gt_dir: str | Path, out: str | Path, recon_dir: str | Path | None =
     if lpips_fn is None:
         lpips_reason = lpips_reason or _optional_metric("LPIPS", lpips_weights)[1]
     return _write_outputs(out, details, images, extra, cache, recon_ocr_runs, secs, worst, lpips_reason,
-                          (fid_value, fid_reason),
+                          (fid_value, fid_reason), ned_text if ocr else None,
                           source={"gt_dir": str(gt_dir), "recon_dir": str(recon_dir) if recon_dir else None,
                                   "reference": reference, "model_fn": model_fn if isinstance(model_fn, str) else
                                   getattr(model_fn, "__name__", None), "checkpoint": checkpoint})
@@ -400,43 +456,57 @@ def _load_pairs(chunk: list[Path], recon_by_stem: dict[str, Path], fn: ModelFn |
             except Exception as e:
                 for i in idx:
                     res[i][2] = f"model failed: {type(e).__name__}: {e}"
-    for row in res:
-        gt, rec, err = row
-        if err is None and gt.shape != rec.shape:
-            row[2] = f"size mismatch: original {gt.shape[1]}x{gt.shape[0]}, reconstruction {rec.shape[1]}x{rec.shape[0]}"
-    return [tuple(r) for r in res]
+    return [tuple(r) for r in res]  # a reconstruction of another size is resized when scored
 
 
 def _mean(xs: list[float]) -> float | None:
     return float(np.mean(xs)) if xs else None
 
 
+def _finite(x: float | None) -> bool:
+    return x is not None and bool(np.isfinite(x))
+
+
 def _write_outputs(out: Path, details: list[dict], images: dict, extra: list[str], cache: OcrCache,
                    recon_ocr_runs: int, secs: float, worst: int, lpips_reason: str | None,
-                   fid: tuple[float | None, str | None], source: dict) -> dict:
+                   fid: tuple[float | None, str | None], ned_text: str | None, source: dict) -> dict:
     ok = [d for d in details if "error" not in d]
-    neds = [d["ned"] for d in ok if d["ned"] is not None]
+    with_text = [d for d in ok if d["ned"] is not None]
+    neds = [d["ned"] for d in with_text]
     lp = [d["lpips"] for d in ok if "lpips" in d]
-    results: dict = {"num_samples": len(ok), "PSNR": _mean([d["psnr"] for d in ok]),
+    # The reference's rules: num_samples counts every original; PSNR averages the finite values only.
+    results: dict = {"num_samples": len(details), "PSNR": _mean([d["psnr"] for d in ok if _finite(d["psnr"])]),
                      "SSIM": _mean([d["ssim"] for d in ok]), "LPIPS": _mean(lp) if lp else None, "FID": fid[0],
-                     "NED": _mean(neds), "NED_samples": len(neds)}
+                     "NED": _mean(neds), "NED_samples": len(neds), "ned_text": ned_text}
     if not lp:
         results["LPIPS_reason"] = lpips_reason or "no image pair could be scored"
     if fid[0] is None:
         results["FID_reason"] = fid[1] or "no image pair could be scored"
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    ned_path = out / "ned_details.json"
+    if with_text:  # the reference writes it only when some original has text
+        ned_out = {"avg_ned": round(results["NED"], 4), "total_samples": len(details), "valid_samples": len(neds),
+                   "details": [{"file": d["name"], "gt_text": d["ocr_gt"], "rec_text": d["ocr_recon"],
+                                "ned": round(d["ned"], 4)} for d in with_text]}
+        ned_path.write_text(json.dumps(ned_out, ensure_ascii=False, indent=2), encoding="utf-8")
+    else:
+        ned_path.unlink(missing_ok=True)  # no stale file from an earlier run into the same folder
     with (out / "details.jsonl").open("w", encoding="utf-8") as f:
         for d in details:
+            d = {**d, "psnr": d["psnr"] if d["psnr"] is None or _finite(d["psnr"]) else None}  # JSON has no inf
             f.write(json.dumps(d, ensure_ascii=False) + "\n")
     reasons = Counter(d["error"].split(":")[0] for d in details if "error" in d)
-    report = {"source": source, "psnr_cap_db": PSNR_CAP_DB, "images": len(details), "evaluated": len(ok),
+    report = {"source": source, "protocol": "OmniDoc-TokenBench eval_metrics.py", "ned_text": ned_text,
+              "psnr_eps": PSNR_EPS, "psnr_finite": sum(_finite(d["psnr"]) for d in ok),
+              "resized_reconstructions": sum("resized_from" in d for d in ok),
+              "images": len(details), "evaluated": len(ok),
               "problems": dict(reasons), "recon_without_original": extra, "ocr_engine": cache.engine,
               "ocr_cache": str(cache.path) if cache.path else None, "gt_ocr_cache_hits": cache.hits,
               "ocr_runs": cache.misses + recon_ocr_runs, "seconds": round(secs, 3),
               "seconds_per_image": round(secs / max(len(details), 1), 4)}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     ranked = sorted((d for d in ok if d["ned"] is not None and d["name"] in images),
-                    key=lambda d: (d["ned"], d["psnr"]))[:worst]
+                    key=lambda d: (d["ned"], d["psnr"] if _finite(d["psnr"]) else float("inf")))[:worst]
     if ranked:
         worst_grid(ranked, images, out / "worst.png")
     log.info("%d of %d pairs evaluated: PSNR %s SSIM %s NED %s over %d -> %s", len(ok), len(details),
@@ -485,9 +555,10 @@ def worst_grid(rows: list[dict], images: dict, path: Path, side: int = 256, text
 def cmd_eval(a: argparse.Namespace) -> int:
     r = evaluate(a.gt_dir, a.out, a.recon_dir, reference=a.reference, model_fn=a.model_fn,
                  checkpoint=a.checkpoint, lpips_weights=a.lpips_weights, fid_weights=a.fid_weights,
-                 worst=a.worst, batch_size=a.batch_size, use_cache=not a.no_cache, workers=a.workers)
+                 worst=a.worst, batch_size=a.batch_size, use_cache=not a.no_cache, workers=a.workers,
+                 ned_text=a.ned_text)
     print(json.dumps(r, indent=2))
-    return 0 if r["num_samples"] else 1
+    return 0 if r["SSIM"] is not None else 1  # SSIM exists once any pair was scored
 
 
 def _range(text: str) -> list[int]:
@@ -519,7 +590,8 @@ def add_parsers(sub) -> None:
     e = sub.add_parser("eval", help="OCR-based text fidelity (NED), PSNR, SSIM of reconstructions "
                                     "(OmniDoc-TokenBench layout and results.json)")
     e.add_argument("--gt-dir", required=True, help="folder of original images")
-    e.add_argument("--out", required=True, help="output folder (results.json, details.jsonl, report.json, worst.png)")
+    e.add_argument("--out", required=True, help="output folder (results.json, ned_details.json, details.jsonl, "
+                   "report.json, worst.png)")
     src = e.add_mutually_exclusive_group(required=True)
     src.add_argument("--recon-dir", help="folder of reconstructions named like the originals")
     src.add_argument("--reference", choices=REFERENCES, help="built-in reference row (no recon dir)")
@@ -531,6 +603,9 @@ def add_parsers(sub) -> None:
                    "(without them FID is null; needs the train extra)")
     e.add_argument("--worst", type=int, default=12, help="rows in worst.png (default 12)")
     e.add_argument("--batch-size", type=int, default=8, help="images per model call (default 8)")
+    e.add_argument("--ned-text", choices=NED_TEXTS, default=DEFAULT_NED_TEXT,
+                   help="the OCR text NED compares: engine (default, OmniDoc-TokenBench's: the engine's lines "
+                   "joined in its order, whitespace kept) or normalised (reading order, all whitespace removed)")
     e.add_argument("--no-cache", action="store_true", help="do not read or write the ground-truth OCR cache")
     e.add_argument("--workers", type=int, default=1, help="processes for OCR and per-image metrics (default 1; "
                    "the model, LPIPS and FID stay in the main process)")

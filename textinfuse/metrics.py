@@ -1,54 +1,55 @@
-"""Text metrics shared by the tests, the filters and the evaluation: edit distance and NED.
+"""Image and text metrics shared by the tests, the filters, the trainer and the evaluation.
 
-NED here follows OmniDoc-TokenBench: 1 - Levenshtein(a, b) / max(len(a), len(b)), so 1.0 is identical.
+They follow OmniDoc-TokenBench's `eval_metrics.py` (github.com/alibaba/OmniDoc-TokenBench), which scores
+with piq 0.8.0 (`psnr`, `ssim(..., downsample=False)`) and python-Levenshtein; tests/test_metric_references.py
+checks each one against an independent implementation.
+
+NED here is the similarity 1 - Levenshtein(a, b) / max(len(a), len(b)), so 1.0 is identical.
 """
 
 from __future__ import annotations
 
 
 def levenshtein(a: str, b: str) -> int:
-    """Edit distance (insertions, deletions, substitutions all cost 1); O(len(a) * len(b))."""
-    if len(a) < len(b):
-        a, b = b, a
-    if not b:
-        return len(a)
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+    """Edit distance (insertions, deletions, substitutions all cost 1), by code point (rapidfuzz)."""
+    from rapidfuzz.distance import Levenshtein
+
+    return int(Levenshtein.distance(a, b))
 
 
 def ned_similarity(a: str, b: str) -> float:
-    """1 - normalised edit distance, in [0, 1]; two empty strings score 1."""
+    """1 - normalised edit distance, in [0, 1]; two empty strings score 1. (The evaluation scores only
+    originals with OCR text, so it never meets two empty strings.)"""
     n = max(len(a), len(b))
     return 1.0 if n == 0 else 1.0 - levenshtein(a, b) / n
 
 
-PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; report this cap so means stay finite
+PSNR_EPS = 1e-8  # piq's: PSNR = -10 log10(MSE + 1e-8) on [0, 1], so identical images score 80 dB (finite)
 
 
-def psnr(a, b, cap: float = PSNR_CAP_DB) -> float:
-    """PSNR in dB of two uint8 images of one shape (data range 255, MSE over all pixels and channels).
+def psnr(a, b, eps: float = PSNR_EPS) -> float:
+    """PSNR in dB of two uint8 images of one shape, as piq computes it (OmniDoc-TokenBench's scorer): the
+    MSE over all pixels and channels of the images scaled to [0, 1], then -10 log10(MSE + eps).
 
-    Identical images (MSE 0) give `cap` (100 dB by default, the PSNR of an MSE of 6.5e-6), never inf."""
+    With piq's eps (1e-8) identical images score 80 dB; with eps 0 they score inf, which the evaluation's
+    mean leaves out (it averages finite values only, as the reference does)."""
     import numpy as np
 
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    if mse == 0.0:
-        return cap
-    return min(cap, 10.0 * np.log10(255.0**2 / mse))
+    mse = float(np.mean(((a.astype(np.float64) - b.astype(np.float64)) / 255.0) ** 2))
+    with np.errstate(divide="ignore"):
+        return float(-10.0 * np.log10(mse + eps))
 
 
 def ssim(a, b) -> float:
     """Mean SSIM in [-1, 1] of two uint8 images of one shape (Wang et al. 2004: 11x11 Gaussian window,
-    sigma 1.5, K1 0.01, K2 0.03, data range 255), computed per channel and averaged over channels; the
-    mean is over the 'valid' region (window fully inside), as in the paper's and torchmetrics' code."""
+    sigma 1.5, K1 0.01, K2 0.03, data range 255, i.e. [0, 1] images with data range 1), computed per
+    channel and averaged over channels; the mean is over the 'valid' region (window fully inside, no
+    padding) and nothing is downsampled: piq's `ssim(x, y, data_range=1.0, downsample=False)`, the
+    reference's call, and scikit-image's `structural_similarity(..., gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False)`, which crops the same border."""
     import cv2
     import numpy as np
 

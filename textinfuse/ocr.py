@@ -161,12 +161,51 @@ def reading_order(items: list[tuple[str, np.ndarray]], line_height: float) -> st
     return "".join(t for t, _ in sorted(items, key=key))
 
 
-def page_text(image: np.ndarray) -> str:
-    """The text the evaluation scores: OCR of an RGB uint8 image in reading order, all whitespace removed.
-    `textinfuse eval`, bench-build and the trainer's logged NED all use this one function."""
-    lines = read(image)
+NED_TEXTS = ("engine", "normalised")  # the two texts NED can compare; see `text_of`
+DEFAULT_NED_TEXT = "engine"  # OmniDoc-TokenBench's: `textinfuse eval` and the trainer's logged NED
+
+
+def engine_text_of_lines(lines: list[OcrLine]) -> str:
+    """The recognised lines joined with "" in the engine's own order, nothing removed."""
+    return "".join(ln.text for ln in lines)
+
+
+def page_text_of_lines(lines: list[OcrLine]) -> str:
+    """The recognised lines in reading order (rows of the median line height, then left to right), all
+    whitespace removed."""
     if not lines:
         return ""
     boxes = [np.asarray(ln.box, float) for ln in lines]
     height = float(np.median([float(np.ptp(b[:, 1])) for b in boxes]))
     return re.sub(r"\s+", "", reading_order([(ln.text, b) for ln, b in zip(lines, boxes, strict=True)], height))
+
+
+def engine_text(image: np.ndarray) -> str:
+    """OmniDoc-TokenBench's OCR text of an RGB uint8 image: the engine's lines joined with "" in its own
+    order, whitespace kept (`"".join(rec_texts)` in its eval_metrics.py). The default text of
+    `textinfuse eval` and of the trainer's logged NED."""
+    return engine_text_of_lines(read(image))
+
+
+def page_text(image: np.ndarray) -> str:
+    """OCR of an RGB uint8 image in reading order, all whitespace removed: `textinfuse eval --ned-text
+    normalised` (the evaluation's text before it followed OmniDoc-TokenBench), and bench-build's
+    character counts."""
+    return page_text_of_lines(read(image))
+
+
+def text_of_lines(lines: list[OcrLine], variant: str = DEFAULT_NED_TEXT) -> str:
+    """`engine_text` or `page_text` ("engine" or "normalised") of lines already read."""
+    if variant == "engine":
+        return engine_text_of_lines(lines)
+    if variant == "normalised":
+        return page_text_of_lines(lines)
+    raise ValueError(f"NED text {variant!r}: use one of {', '.join(NED_TEXTS)}")
+
+
+def text_of(image: np.ndarray, variant: str = DEFAULT_NED_TEXT) -> str:
+    """The text NED compares, by variant: "engine" (`engine_text`, the default) or "normalised"
+    (`page_text`). The evaluation and the trainer both call this one function."""
+    if variant not in NED_TEXTS:
+        raise ValueError(f"NED text {variant!r}: use one of {', '.join(NED_TEXTS)}")
+    return text_of_lines(read(image), variant)

@@ -155,11 +155,12 @@ def _to_uint8(t: torch.Tensor) -> list:
 
 
 def ocr_texts(x: torch.Tensor) -> list[str]:
-    """OCR (bundled rapidocr) of each image in [-1, 1]: the evaluation's text (`textinfuse.ocr.page_text`:
-    reading order, whitespace removed), so the logged NED is the one `textinfuse eval` reports."""
+    """OCR (bundled rapidocr) of each image in [-1, 1]: the evaluation's text with the evaluation's default
+    (`textinfuse.ocr.text_of` with `DEFAULT_NED_TEXT`: OmniDoc-TokenBench's lines joined in the engine's
+    order), so the logged NED is the one `textinfuse eval` reports by default."""
     from textinfuse import ocr
 
-    return [ocr.page_text(im) for im in _to_uint8(x)]
+    return [ocr.text_of(im, ocr.DEFAULT_NED_TEXT) for im in _to_uint8(x)]
 
 
 def ned(gt_texts: list[str], xr: torch.Tensor) -> float | None:

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.evaluate import CACHE_NAME, add_parsers, evaluate, reference_fn
-from textinfuse.metrics import PSNR_CAP_DB, psnr, ssim
+from pipelines.evaluate import CACHE_NAME, add_parsers, evaluate, load_rgb, reference_fn
+from textinfuse.metrics import psnr, ssim
 
 DOCS = Path(__file__).resolve().parents[1] / "fixtures" / "documents"
-KEYS = {"num_samples", "PSNR", "SSIM", "LPIPS", "FID", "NED", "NED_samples", "LPIPS_reason", "FID_reason"}
+KEYS = {"num_samples", "PSNR", "SSIM", "LPIPS", "FID", "NED", "NED_samples", "ned_text", "LPIPS_reason", "FID_reason"}
+IDENTICAL_DB = 80.0  # piq's PSNR of identical images: -10 log10(0 + 1e-8)
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -49,22 +50,29 @@ def test_psnr_ssim_basics():
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     b = np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
-    assert psnr(a, a) == PSNR_CAP_DB and ssim(a, a) == pytest.approx(1.0)
+    assert psnr(a, a) == IDENTICAL_DB and ssim(a, a) == pytest.approx(1.0)
     assert 20 < psnr(a, b) < 40 and 0 < ssim(a, b) < 1
     with pytest.raises(ValueError):
         psnr(a, b[:16])
 
 
-def test_identity_scores_ned_one_and_caps_psnr(identity, gt_dir):
+def test_identity_scores_ned_one_and_80_db(identity, gt_dir):
     r = json.loads((identity / "results.json").read_text())
-    assert set(r) == KEYS
+    assert set(r) == KEYS and r["ned_text"] == "engine"
     assert r["num_samples"] == 2 and r["NED_samples"] == 2
-    assert r["NED"] == 1.0 and r["PSNR"] == PSNR_CAP_DB and r["SSIM"] == pytest.approx(1.0)
+    assert r["NED"] == 1.0 and r["PSNR"] == IDENTICAL_DB and r["SSIM"] == pytest.approx(1.0)
     assert r["LPIPS"] is None and r["FID"] is None and "weights" in r["LPIPS_reason"]
     rows = read_jsonl(identity / "details.jsonl")
     assert [x["name"] for x in rows] == ["en.png", "zh.png"]
-    assert all(x["psnr"] == PSNR_CAP_DB and x["ned"] == 1.0 and len(x["ocr_gt"]) > 50 for x in rows)
+    assert all(x["psnr"] == IDENTICAL_DB and x["ned"] == 1.0 and len(x["ocr_gt"]) > 50 for x in rows)
     assert any(ch >= "\u4e00" for ch in rows[1]["ocr_gt"])  # Chinese text read as Chinese
+    assert " " in rows[0]["ocr_gt"]  # the engine's text keeps the spaces between English words
+    nd = json.loads((identity / "ned_details.json").read_text(encoding="utf-8"))  # the reference's file
+    assert list(nd) == ["avg_ned", "total_samples", "valid_samples", "details"]
+    assert nd["avg_ned"] == 1.0 and nd["total_samples"] == 2 and nd["valid_samples"] == 2
+    assert [list(d) for d in nd["details"]] == [["file", "gt_text", "rec_text", "ned"]] * 2
+    assert [d["file"] for d in nd["details"]] == ["en.png", "zh.png"]
+    assert [d["gt_text"] for d in nd["details"]] == [x["ocr_gt"] for x in rows]
     assert (identity / "worst.png").exists() and not (gt_dir / CACHE_NAME).exists()
     assert (Path(os.environ["XDG_CACHE_HOME"]) / "textinfuse" / "eval" / CACHE_NAME).exists()  # ours, private
 
@@ -76,13 +84,30 @@ def test_cached_ground_truth_ocr_is_reused(identity, gt_dir, tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["NED"] == 1.0
 
 
+def test_ned_text_variants_derive_from_one_cached_reading(identity, gt_dir, tmp_path):
+    """The cache holds the engine's lines, so the normalised text comes from it with no OCR run, and the
+    variants never mix: engine = lines joined as read; normalised = reading order, no whitespace."""
+    src = gt_dir
+    r = evaluate(src, tmp_path / "norm", model_fn="numpy:copy", ned_text="normalised")
+    rep = json.loads((tmp_path / "norm" / "report.json").read_text())
+    assert r["ned_text"] == rep["ned_text"] == "normalised" and rep["ocr_runs"] == 0 and r["NED"] == 1.0
+    engine = {x["name"]: x["ocr_gt"] for x in read_jsonl(identity / "details.jsonl")}
+    norm = {x["name"]: x["ocr_gt"] for x in read_jsonl(tmp_path / "norm" / "details.jsonl")}
+    assert all(not any(c.isspace() for c in t) for t in norm.values())
+    assert norm["en.png"] != engine["en.png"]
+    assert sorted(norm["en.png"]) == sorted(c for c in engine["en.png"] if not c.isspace())  # same lines
+    with pytest.raises(ValueError, match="ned_text"):
+        evaluate(src, tmp_path / "bad", reference="identity", ned_text="raw")
+
+
 def test_an_ocr_cache_shipped_inside_a_gt_folder_is_never_read(identity, gt_dir, tmp_path):
     """A GT folder from elsewhere may carry a cache whose texts would give any score: it is ignored."""
     from pipelines.evaluate import load_rgb, ocr_version, pixel_key
 
     gt = tmp_path / "gt"
     shutil.copytree(gt_dir, gt)
-    lines = [json.dumps({"key": pixel_key(load_rgb(p)), "engine": ocr_version(), "text": "poison"})
+    lines = [json.dumps({"key": pixel_key(load_rgb(p)), "engine": ocr_version(),
+                         "lines": [["poison", [[0, 0], [9, 0], [9, 9], [0, 9]], 1.0]]})
              for p in sorted(gt.glob("*.png"))]
     (gt / CACHE_NAME).write_text("\n".join(lines) + "\n")
     evaluate(gt, tmp_path / "out", reference="identity")
@@ -102,22 +127,27 @@ def test_bad_pairs_are_reported_not_fatal(identity, gt_dir, tmp_path):
     shutil.copytree(gt_dir, gt)  # the OCR cache, keyed by pixels, serves the copy too
     rec.mkdir()
     shutil.copy(gt / "en.png", rec / "en.png")  # good pair
-    Image.open(gt / "zh.png").resize((200, 200)).save(rec / "zh.png")  # size mismatch
+    Image.open(gt / "zh.png").resize((200, 200)).save(rec / "zh.png")  # another size: resized, scored
     Image.new("RGB", (64, 64), "white").save(gt / "blank.png")
     (rec / "blank.png").write_bytes(b"not a png")  # unreadable reconstruction
     Image.new("RGB", (64, 64), "white").save(gt / "missing.png")  # no reconstruction
     (gt / "broken.png").write_bytes(b"\x89PNG truncated")  # unreadable original
     Image.new("RGB", (64, 64)).save(rec / "orphan.png")
     r = evaluate(gt, tmp_path / "out", rec)
-    assert r["num_samples"] == 1 and r["NED"] == 1.0 and r["NED_samples"] == 1
-    errors = {x["name"]: x.get("error", "") for x in read_jsonl(tmp_path / "out" / "details.jsonl")}
-    assert errors["en.png"] == ""
-    assert errors["zh.png"].startswith("size mismatch")
+    assert r["num_samples"] == 5 and r["NED_samples"] == 2  # every original counts; two have text
+    rows = {x["name"]: x for x in read_jsonl(tmp_path / "out" / "details.jsonl")}
+    errors = {k: x.get("error", "") for k, x in rows.items()}
+    assert errors["en.png"] == "" and rows["en.png"]["ned"] == 1.0 and "resized_from" not in rows["en.png"]
+    assert errors["zh.png"] == "" and rows["zh.png"]["resized_from"] == "200x200" and 0 < rows["zh.png"]["ssim"] < 1
+    zh = load_rgb(gt / "zh.png")
+    up = np.asarray(Image.open(rec / "zh.png").convert("RGB").resize((256, 256), Image.Resampling.BICUBIC))
+    assert rows["zh.png"]["psnr"] == pytest.approx(psnr(zh, up), abs=1e-9)
     assert errors["blank.png"].startswith("unreadable reconstruction")
     assert errors["missing.png"] == "missing in recon dir"
     assert errors["broken.png"].startswith("unreadable original")
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert rep["recon_without_original"] == ["orphan.png"] and sum(rep["problems"].values()) == 4
+    assert rep["recon_without_original"] == ["orphan.png"] and sum(rep["problems"].values()) == 3
+    assert rep["resized_reconstructions"] == 1
 
 
 def test_failing_model_is_reported(gt_dir, tmp_path):
@@ -125,7 +155,8 @@ def test_failing_model_is_reported(gt_dir, tmp_path):
         raise RuntimeError("out of memory")
 
     r = evaluate(gt_dir, tmp_path, model_fn=broken)
-    assert r["num_samples"] == 0 and r["PSNR"] is None
+    assert r["num_samples"] == 2 and r["PSNR"] is None and r["SSIM"] is None and r["NED_samples"] == 0
+    assert not (tmp_path / "ned_details.json").exists()
     assert all("model failed" in x["error"] for x in read_jsonl(tmp_path / "details.jsonl"))
 
 
@@ -208,7 +239,11 @@ def test_parsers():
     c = p.parse_args(["bench-build", "--input", "a.pdf", "--out", "o", "--zh-chars", "150-600", "--en-chars", "250,500"])
     assert c.zh_chars == [150, 600] and c.en_chars == [250, 500]
     w = p.parse_args(["eval", "--gt-dir", "g", "--out", "o", "--reference", "identity", "--workers", "2"])
-    assert w.workers == 2
+    assert w.workers == 2 and w.ned_text == "engine"
+    n = p.parse_args(["eval", "--gt-dir", "g", "--out", "o", "--reference", "identity", "--ned-text", "normalised"])
+    assert n.ned_text == "normalised"
+    with pytest.raises(SystemExit):
+        p.parse_args(["eval", "--gt-dir", "g", "--out", "o", "--reference", "identity", "--ned-text", "raw"])
 
 
 @pytest.mark.slow
