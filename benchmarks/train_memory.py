@@ -2,7 +2,7 @@
 
     python benchmarks/train_memory.py [--sizes 128 256] [--batch 1] [--model f16c64] [--threads 0]
 
-Each setting runs in a fresh Python process: the model, AdamW and one warm-up step on a 16 px image (so the
+Each setting runs in a fresh Python process: the model, AdamW and one warm-up step on a 2f px image (so the
 optimizer moments and gradients exist), then the measured step — `training.loop.optimizer_step` with the
 L1 loss (`micro_loss`, no teachers), as the trainer runs it. Memory is the kernel's resident-set peak
 (VmHWM): the child resets it (`/proc/self/clear_refs`, "5") just before the measured step and reads it
@@ -57,7 +57,7 @@ def child(model: str, size: int, batch: int, ckpt: bool, threads: int) -> dict:
                                                                  TeacherConfig(), False), 1.0, 1e-4)
 
     f = net.ae.cfg.f
-    step(torch.rand(1, 3, f, f) * 2 - 1)  # warm-up: the AdamW moments now exist
+    step(torch.rand(1, 3, 2 * f, 2 * f) * 2 - 1)  # warm-up: the AdamW moments now exist
     opt.zero_grad(set_to_none=True)  # as the step itself does first: its gradients count in its peak
     x = torch.rand(batch, 3, size, size) * 2 - 1
     try:

@@ -111,32 +111,59 @@ def dinov2_folder(path: str | Path) -> Path:
     return p
 
 
+def _transformers():
+    """The transformers module, set to local files only first (even where a call forgets
+    local_files_only): the environment is read when transformers is imported."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import transformers
+
+    return transformers
+
+
+STAND_INS = ("tiny", "large")
+
+
+def stand_in_config(name: str, layer: int = 12):
+    """The Dinov2Config of a random DINOv2 stand-in (a `transformers.Dinov2Config`).
+
+    tiny: hidden 48, 2 heads, as deep as `layer` (at least 2), so a config written for the real teacher
+    runs in tests and smoke runs at almost no cost. large: DINOv2-L's shape (hidden 1024, 24 blocks, 16
+    heads, MLP 4096, patch 14, 518 px), so a benchmark pays the real teacher's time and memory without
+    its weights. Anything else: ValueError."""
+    if name == "tiny":
+        kw = {"hidden_size": 48, "num_hidden_layers": max(2, layer), "num_attention_heads": 2, "image_size": 56}
+    elif name == "large":
+        kw = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "image_size": 518}
+    else:
+        raise ValueError(f"DINOv2 stand_in {name!r}: use one of {', '.join(STAND_INS)}")
+    return _transformers().Dinov2Config(mlp_ratio=4, patch_size=14, **kw)
+
+
 class DinoTeacher(nn.Module):
     """Features of DINOv2 block `layer` (1..depth), matched to a latent grid (h, w): (B, D, h, w). Frozen.
 
     resolution: 0 = one patch per latent position (input (h·14, w·14) px); N > 0 = m patches per latent
     position and side, m = max(1, round(N / (14·max(h, w)))), features mean-pooled m x m to (h, w), so an
-    f32 latent (8 x 8 at 256 px) can still be aligned to DINO features of a 224 px input."""
+    f32 latent (8 x 8 at 256 px) can still be aligned to DINO features of a 224 px input.
+    stand_in: the shape of the random teacher used without weights when `allow_random` (`stand_in_config`:
+    "tiny", the default, or "large", DINOv2-L's shape, for benchmarks)."""
 
-    def __init__(self, path: str = "", layer: int = 12, allow_random: bool = False, resolution: int = 0) -> None:
+    def __init__(self, path: str = "", layer: int = 12, allow_random: bool = False, resolution: int = 0,
+                 stand_in: str = "tiny") -> None:
         super().__init__()
         folder = dinov2_folder(path) if path else None
-        # Local files only, even where a call forgets local_files_only: set before transformers is imported
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from transformers import Dinov2Config, Dinov2Model
+        cfg = stand_in_config(stand_in, layer)  # checked even when unused: a typo fails at once
+        hf = _transformers()
 
         if folder is not None:
             try:
-                self.net = Dinov2Model.from_pretrained(str(folder), local_files_only=True, use_safetensors=True)
+                self.net = hf.Dinov2Model.from_pretrained(str(folder), local_files_only=True, use_safetensors=True)
             except Exception as e:  # transformers raises many types for a broken folder: name it, in one line
                 raise LoadError(f"{folder}: not a loadable DINOv2 folder ({first_line(e)})") from None
         elif allow_random:
-            # As deep as the configured layer (at least 2), so a config written for the real teacher runs.
-            log.warning("alignment uses a RANDOM tiny DINOv2 stand-in (teachers.allow_random_teachers=true)")
-            cfg = Dinov2Config(hidden_size=48, num_hidden_layers=max(2, layer), num_attention_heads=2,
-                               intermediate_size=96, patch_size=14, image_size=56)
-            self.net = Dinov2Model(cfg)
+            log.warning("alignment uses a RANDOM %s DINOv2 stand-in (teachers.allow_random_teachers=true)", stand_in)
+            self.net = hf.Dinov2Model(cfg)
         else:
             raise TeacherMissing("the alignment loss needs teachers.dinov2 (a local DINOv2 folder); "
                                  "see training/losses.py for where to get it")
@@ -147,6 +174,9 @@ class DinoTeacher(nn.Module):
                              f"{depth} (valid: 1..{depth})")
         if resolution < 0:
             raise ValueError(f"teachers.dino_resolution={resolution}: must be >= 0 px")
+        # Blocks after the aligned one never reach the loss: drop them (DINOv2-L at layer 12 runs half its
+        # blocks). hidden_states[layer] is the same tensor with or without them.
+        self.net.encoder.layer = self.net.encoder.layer[:layer]
         self.layer, self.resolution = layer, resolution
         self.patch = self.net.config.patch_size
         self.dim = self.net.config.hidden_size

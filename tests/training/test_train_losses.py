@@ -59,3 +59,23 @@ def test_dino_teacher_grid_matches_latent():
     t = DinoTeacher(layer=1, allow_random=True)
     feat = t(torch.rand(2, 3, 64, 48) * 2 - 1, (8, 6))
     assert feat.shape == (2, t.dim, 8, 6)
+
+
+def test_the_teacher_runs_only_the_blocks_up_to_the_aligned_one():
+    """Blocks after `layer` never reach the loss: they are dropped, and the features are exactly those of
+    the whole network's hidden_states[layer]."""
+    import transformers
+
+    from training.losses import stand_in_config
+
+    torch.manual_seed(0)
+    full = transformers.Dinov2Model(stand_in_config("tiny", 6)).eval()
+    t = DinoTeacher(layer=3, allow_random=True)
+    assert len(t.net.encoder.layer) == 3
+    t.net.load_state_dict({k: v for k, v in full.state_dict().items()
+                           if not any(f"encoder.layer.{i}." in k for i in (3, 4, 5))})
+    x = torch.rand(2, 3, 56, 56) * 2 - 1
+    with torch.no_grad():
+        want = full(pixel_values=((x + 1) / 2 - t.mean) / t.std, output_hidden_states=True).hidden_states[3]
+        got = t(x, (4, 4))
+    assert torch.equal(got, want[:, 1:].transpose(1, 2).reshape(2, t.dim, 4, 4))
