@@ -76,8 +76,10 @@ class Page:
     pdf_page: object = None  # pypdfium2 page, re-rendered at the final scale
 
 
-def iter_pages(inputs: list[str | Path], dpi: float):
-    """Pages of PDFs (rendered at `dpi`) and page images, from files or folders, in sorted order."""
+def page_refs(inputs: list[str | Path]) -> list[tuple[Path, int]]:
+    """(file, page index) of every page of the PDFs and page images in `inputs` (files or folders), in
+    sorted order; nothing is rendered yet. A PDF that cannot be opened gives one ref, (file, -1), whose
+    loading fails with its reason (so it is counted as a failed page, not the end of the build)."""
     files: list[Path] = []
     for i in map(Path, inputs):
         if i.is_dir():
@@ -86,18 +88,36 @@ def iter_pages(inputs: list[str | Path], dpi: float):
             files.append(i)
         else:
             raise FileNotFoundError(2, "not found", str(i))
+    refs: list[tuple[Path, int]] = []
     for f in files:
-        if f.suffix.lower() == ".pdf":
-            try:
-                import pypdfium2 as pdfium
-            except ImportError as e:
-                raise ImportError("PDF input needs pypdfium2: pip install pypdfium2") from e
-            doc = pdfium.PdfDocument(str(f))
-            for k in range(len(doc)):
-                s = dpi / 72.0
-                yield Page(str(f), k, render_pdf(doc[k], s), s, doc[k])
-        else:
-            yield Page(str(f), 0, load_rgb(f), 1.0)
+        if f.suffix.lower() != ".pdf":
+            refs.append((f, 0))
+            continue
+        try:
+            refs += [(f, k) for k in range(len(_pdf(f)))]
+        except Exception:  # reported when the page is loaded
+            refs.append((f, -1))
+    return refs
+
+
+def _pdf(f: Path):
+    try:
+        import pypdfium2 as pdfium
+    except ImportError as e:
+        raise ImportError("PDF input needs pypdfium2: pip install pypdfium2") from e
+    return pdfium.PdfDocument(str(f))
+
+
+def load_page(ref: tuple[Path, int], dpi: float) -> Page:
+    """One page: a PDF page rendered at `dpi`, or a page image at its own size."""
+    f, k = ref
+    if f.suffix.lower() != ".pdf":
+        return Page(str(f), 0, load_rgb(f), 1.0)
+    doc = _pdf(f)
+    if not 0 <= k < len(doc):
+        raise ValueError(f"{f}: not a readable PDF")
+    s = dpi / 72.0
+    return Page(str(f), k, render_pdf(doc[k], s), s, doc[k])
 
 
 def render_pdf(page, scale: float) -> np.ndarray:
@@ -177,25 +197,28 @@ def build_benchmark(inputs: list[str | Path], out: str | Path, cfg: BenchConfig 
     grams: list[tuple[str, int, set[str]]] = []  # (source, page, n-grams) of kept crops
     reasons: Counter = Counter()
     failed: list[str] = []
-    pages = list(iter_pages(inputs, cfg.dpi))
-    prog = Progress(len(pages), "pages")
-    for page in pages:
+    refs = page_refs(inputs)
+    prog = Progress(len(refs), "pages")
+    for f, k in refs:  # one page in memory at a time
         try:
-            rows = _page_crops(page, cfg, ocr, grams, reasons, out, len(kept))
+            rows = _page_crops(load_page((f, k), cfg.dpi), cfg, ocr, grams, reasons, out, len(kept))
+        except ImportError:
+            raise
         except Exception as e:  # one bad page must not end the build
-            failed.append(f"{page.source} page {page.index}: {type(e).__name__}: {e}")
+            failed.append(f"{f} page {max(k, 0)}: {type(e).__name__}: {e}")
             log.warning(failed[-1])
-            rows = []
+            prog.advance(1, failures=1)
+            continue
         kept += rows
-        prog.advance(1, failures=0 if rows or not failed else 0)
+        prog.advance(1)
     prog.close()
     with (out / "benchmark.jsonl").open("w", encoding="utf-8") as f:
         for r in kept:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    stats = {"pages": len(pages), "kept": len(kept), "rejected": dict(reasons), "failed_pages": failed,
+    stats = {"pages": len(refs), "kept": len(kept), "rejected": dict(reasons), "failed_pages": failed,
              "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}
     (out / "bench_stats.json").write_text(json.dumps(stats, indent=2) + "\n")
-    log.info("%d crops kept from %d pages; rejected %s -> %s", len(kept), len(pages), dict(reasons), out)
+    log.info("%d crops kept from %d pages; rejected %s -> %s", len(kept), len(refs), dict(reasons), out)
     return kept
 
 

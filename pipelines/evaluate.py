@@ -21,7 +21,7 @@ Reconstructions come from one source: `recon_dir`; a reference (`identity`, or `
 down by F, then back up to the original size); a Python callable `module:function` (the hook for any
 autoencoder) that maps a float32 batch (N, H, W, 3) in [0, 1] to reconstructions of the same shape and
 range; or `checkpoint`, which needs `training.inference.load_reconstructor(path) -> callable` with the
-same contract (tiling large images is the callable's job; it lands with the trainer).
+same contract (the callable tiles large images: `training.inference` does, for our VAE).
 
 Outputs in `out`, the reference's two files first: `results.json` (`num_samples`, `PSNR`, `SSIM`, `LPIPS`,
 `FID`, `NED`, `NED_samples`, plus `ned_text` and `LPIPS_reason`/`FID_reason` when those are null; values

@@ -82,3 +82,19 @@ def test_cli_size_and_count_flags_reach_the_config(tmp_path):
     assert all(150 <= r["chars"] <= 600 and r["lang"] == "zh" for r in rows)
     with pytest.raises(SystemExit):
         main(["bench-build", "--input", "x", "--out", str(tmp_path / "c"), "--zh-chars", "lots"])
+
+
+def test_broken_pages_are_counted_and_the_build_goes_on(tmp_path, caplog):
+    """A corrupt page image and a corrupt PDF are failed pages with their reasons; the build finishes."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (src / "broken.pdf").write_bytes(b"%PDF-1.4 truncated")
+    Image.fromarray(np.full((64, 64, 3), 255, np.uint8)).save(src / "blank.png")  # a page without text
+    pytest.importorskip("pypdfium2")
+    with caplog.at_level("INFO"):
+        rows = build_benchmark([src], tmp_path / "out", BenchConfig())
+    stats = json.loads((tmp_path / "out" / "bench_stats.json").read_text())
+    assert rows == [] and stats["pages"] == 3
+    assert sorted(f.split(" page ")[0].rsplit("/", 1)[-1] for f in stats["failed_pages"]) == ["broken.pdf", "broken.png"]
+    assert "failures 2" in caplog.text
