@@ -54,3 +54,26 @@ def size_range(level: int, char_px: tuple[int, int], scale: float = 1.0) -> tupl
             f"char_px {char_px[0]}-{char_px[1]}"
         )
     return a, b
+
+
+def parse_levels(text: str) -> list[int]:
+    """Levels from a CLI value: numbers or names, single ("3", "medium"), ranges ("2-4", "easy-medium")
+    and comma lists of either ("1,3,5", "easy,hard"); sorted, without repeats. ValueError names the
+    unknown part and the valid names."""
+    by_name = {lv.name: n for n, lv in LEVELS.items()}
+
+    def one(tok: str) -> int:
+        tok = tok.strip().lower()
+        n = by_name.get(tok, int(tok) if tok.isdigit() else None)
+        if n not in LEVELS:
+            raise ValueError(f"level {tok!r}: use 1-5 or a name ({', '.join(by_name)})")
+        return n
+
+    out: set[int] = set()
+    for part in text.split(","):
+        a, sep, b = part.partition("-")
+        lo, hi = one(a), one(b) if sep else one(a)
+        if lo > hi:
+            raise ValueError(f"levels {part.strip()!r}: the range runs from easier to harder ({lo} > {hi})")
+        out.update(range(lo, hi + 1))
+    return sorted(out)

@@ -46,8 +46,9 @@ def render_overrides(a: argparse.Namespace) -> list[str]:
     if a.char_px:
         o.append(f"render.text.char_px={json.dumps(_range(a.char_px))}")
     if a.level:
-        lo, hi = _range(a.level)
-        o.append(f"render.levels={json.dumps(list(range(lo, hi + 1)))}")
+        from render_engine.levels import parse_levels
+
+        o.append(f"render.levels={json.dumps(parse_levels(a.level))}")
     if a.backgrounds:
         o.append(f"render.backgrounds.sources={json.dumps(a.backgrounds)}")
     if a.fonts:
@@ -207,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--size", help="canvas size: 256 or WxH (default 256)")
     r.add_argument("--langs", help="comma list of en, zh, mixed (default en,zh)")
     r.add_argument("--char-px", help="em size range in px, e.g. 5-20 (default 5-20)")
-    r.add_argument("--level", help="difficulty level or range, e.g. 1 or 2-4 (default 1-5)")
+    r.add_argument("--level", help="difficulty levels by number or name (easy, moderate, medium, challenging, hard): "
+                   "3, 2-4, easy-medium, 1,5 (default 1-5)")
     r.add_argument("--backgrounds", nargs="+", help="image folders, globs, files or .tar shards")
     r.add_argument("--fonts", nargs="+", help="font folders or files (added to the bundled fonts)")
     r.add_argument("--format", choices=["png", "jpg", "webp"], help="image format (default png)")
