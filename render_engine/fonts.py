@@ -54,6 +54,9 @@ class FontFace:
     category: str
     chars: frozenset[str] = field(repr=False)
     source_file: str = ""  # the file as found (differs from `path` for WOFF/WOFF2)
+    # draws lowercase letters as capitals (an all-caps or small-caps face such as Bebas Neue): text set in
+    # it is upper-cased before layout (`FontLibrary.pick`), so the label says what the image shows
+    caps_only: bool = False
 
     @cached_property
     def scripts(self) -> tuple[str, ...]:
@@ -108,6 +111,37 @@ def _drawn_chars(ft, cmap: dict[int, str]) -> tuple[frozenset[str], int]:
     return frozenset(ok), bad
 
 
+def _outline_shape(ft, cp: int):
+    """(glyph id, contour ends, outline points scaled to a unit box) of a character, or None if blank."""
+    import freetype
+
+    gi = ft.get_char_index(cp)
+    if gi == 0:
+        return None
+    ft.load_glyph(gi, freetype.FT_LOAD_NO_SCALE | freetype.FT_LOAD_NO_BITMAP)
+    pts = np.asarray(ft.glyph.outline.points, float).reshape(-1, 2)
+    if not len(pts):
+        return None
+    pts -= pts.min(0)
+    return gi, tuple(ft.glyph.outline.contours), pts / max(float(pts.max()), 1.0)
+
+
+def _caps_only(ft, chars: frozenset[str]) -> bool:
+    """True when most lowercase letters are drawn with their capital's glyph, or its outline at another
+    size (all-caps and small-caps faces): at least 20 of the 26 pairs, of which the face draws >= 10."""
+    same = pairs = 0
+    for lo in "abcdefghijklmnopqrstuvwxyz":
+        if lo not in chars or lo.upper() not in chars:
+            continue
+        a, b = _outline_shape(ft, ord(lo)), _outline_shape(ft, ord(lo.upper()))
+        if a is None or b is None:
+            continue
+        pairs += 1
+        same += a[0] == b[0] or (a[1] == b[1] and a[2].shape == b[2].shape and
+                                 float(np.abs(a[2] - b[2]).max()) <= 0.02)
+    return pairs >= 10 and same >= 20
+
+
 def _load_faces(path: Path, rel: str, meta: dict) -> list[FontFace]:
     """All faces in one file, or raise FontError with the reason."""
     import freetype
@@ -131,7 +165,8 @@ def _load_faces(path: Path, rel: str, meta: dict) -> list[FontFace]:
             cmap = tt.getBestCmap()
             if not cmap:
                 raise FontError(f"face {i} has no usable cmap")
-            chars, bad = _drawn_chars(freetype.Face(str(ft_path), i), cmap)  # FreeType must open it too
+            ft = freetype.Face(str(ft_path), i)  # FreeType must open it too
+            chars, bad = _drawn_chars(ft, cmap)
             if not chars - WHITESPACE:
                 raise FontError(f"face {i} draws none of its {len(cmap)} characters")
             if bad > max(10, len(cmap) // 100):
@@ -143,6 +178,7 @@ def _load_faces(path: Path, rel: str, meta: dict) -> list[FontFace]:
                 FontFace(
                     id=f"{rel}#{i}", path=str(ft_path), index=i, family=family, style=style,
                     category=meta.get("category", "unknown"), chars=chars, source_file=str(path),
+                    caps_only=_caps_only(ft, chars),
                 )
             )
         return faces
@@ -234,6 +270,7 @@ class FontLibrary:
 
         Characters no face of the library covers are dropped. Among candidates that cover everything
         left, one is chosen at random; if none does, the one covering most is used and the rest dropped.
+        A `caps_only` face gets the text upper-cased (where the capital is one character it draws).
         """
         need = set(text) - WHITESPACE
         missing = need - self._union
@@ -243,10 +280,17 @@ class FontLibrary:
         need -= missing
         full = [f for f in candidates if need <= f.chars]
         if full:
-            return full[int(rng.integers(len(full)))], kept, dropped
-        best = max(candidates, key=lambda f: (len(need & f.chars), f.id))
-        lost = "".join(c for c in kept if not best.covers(c))
-        return best, "".join(c for c in kept if best.covers(c)), dropped + lost
+            face = full[int(rng.integers(len(full)))]
+        else:
+            face = max(candidates, key=lambda f: (len(need & f.chars), f.id))
+            dropped += "".join(c for c in kept if not face.covers(c))
+            kept = "".join(c for c in kept if face.covers(c))
+        return face, (_upper(kept, face) if face.caps_only else kept), dropped
+
+
+def _upper(text: str, face: FontFace) -> str:
+    """`text` with every letter whose capital is one character `face` draws replaced by that capital."""
+    return "".join(u if len(u) == 1 and u in face.chars else c for c, u in ((c, c.upper()) for c in text))
 
 
 def _read_manifest(root: Path) -> dict[str, dict]:

@@ -37,7 +37,7 @@ def test_pick_only_returns_faces_covering_the_text(lib, tmp_path):
     for _ in range(50):
         face, kept, dropped = both.pick("bad cafe xyz", both.faces, rng)
         assert face.covers(kept) and not dropped
-        assert kept == "bad cafe xyz"
+        assert kept == ("BAD CAFE XYZ" if face.caps_only else "bad cafe xyz")  # all-caps faces upper-case
         assert "partial" not in face.id
 
 
@@ -88,3 +88,30 @@ def test_collections_and_woff2_load(tmp_path, monkeypatch):
     for f in lib.faces:
         ch = sorted(f.chars)[0]
         assert g.glyph(f.path, f.index, 16, ch).bitmap.any()
+
+
+def test_all_caps_faces_are_found_and_their_text_is_upper_cased(lib):
+    """Bebas Neue draws lowercase letters as capitals: it is the one bundled caps-only face, and text
+    set in it is upper-cased, so the label says what the image shows (no other face changes text)."""
+    caps = sorted(f.family for f in lib.faces if f.caps_only)
+    assert caps == ["Bebas Neue"]
+    bebas = next(f for f in lib.faces if f.caps_only)
+    rng = np.random.default_rng(0)
+    face, text, dropped = lib.pick("Straße im März, 3 km", [bebas], rng)
+    assert face is bebas and dropped == "" and text == "STRAßE IM MÄRZ, 3 KM"  # ß's capital is two letters
+    other = next(f for f in lib.faces if "latin" in f.scripts and not f.caps_only)
+    assert lib.pick("Mixed Case", [other], rng)[1] == "Mixed Case"
+
+
+def test_a_caps_only_face_renders_labels_without_lowercase(tmp_path):
+    """A whole render set in Bebas Neue: every labelled line is upper case."""
+    from render_engine.config import FontConfig, RenderConfig, TextConfig
+    from render_engine.engine import Renderer
+
+    bebas = next(p for p in (bundled_fonts() / "latin").iterdir() if p.name.startswith("BebasNeue"))
+    cfg = RenderConfig(text=TextConfig(langs=("en",)), fonts=FontConfig(dirs=(str(bebas),), include_bundled=False,
+                                                                        latin_in_cjk_font=0.0))
+    r = Renderer(cfg)
+    texts = [ln["text"] for i in range(6) for ln in r.generate(np.random.default_rng(i)).label["lines"]]
+    assert texts and any(c.isalpha() for t in texts for c in t)
+    assert all(t == t.upper() for t in texts)
