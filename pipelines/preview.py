@@ -9,6 +9,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from render_engine.labels import CHARS_MEMBER, columns
+
 log = logging.getLogger(__name__)
 IMAGE_KEYS = ("png", "jpg", "webp")
 
@@ -17,8 +19,10 @@ MAX_PIXELS = 64_000_000  # a shard from elsewhere may hold a decompression bomb
 
 
 def read_samples(folder: str | Path, num: int | None = None):
-    """Yield (key, PIL image, label dict) from the shards in `folder`, in shard order. A sample whose image
-    or label cannot be read, and a damaged tar, are skipped with a warning naming them."""
+    """Yield (key, PIL image, label dict, character boxes member or None) from the shards in `folder`, in
+    shard order (the member: `chars.npy` of a version 2 label; `render_engine.labels.columns` reads both).
+    A sample whose image or label cannot be read, and a damaged tar, are skipped with a warning naming
+    them."""
     import webdataset as wds
 
     from render_engine.backgrounds import BadImage, decode
@@ -48,14 +52,16 @@ def read_samples(folder: str | Path, num: int | None = None):
                         else f"no {e} member" if isinstance(e, KeyError) else e)
             continue
         n += 1
-        yield s["__key__"], image, label
+        yield s["__key__"], image, label, s.get(CHARS_MEMBER)
 
 
-def draw_boxes(img: Image.Image, label: dict) -> Image.Image:
+def draw_boxes(img: Image.Image, label: dict, member: bytes | None = None) -> Image.Image:
+    """Character (green) and line (red) boxes over `img`; `member`: the sample's `chars.npy` (label
+    version 2). A label that does not read raises ValueError (LabelError)."""
     out = img.copy()
     d = ImageDraw.Draw(out)
-    for c in label["characters"]:
-        d.polygon([tuple(p) for p in c["box"]], outline=(0, 255, 0))
+    for q in columns(label, member).quads.tolist():
+        d.polygon([tuple(p) for p in q], outline=(0, 255, 0))
     for ln in label["lines"]:
         d.polygon([tuple(p) for p in ln["box"]], outline=(255, 0, 0))
     return out
@@ -64,10 +70,10 @@ def draw_boxes(img: Image.Image, label: dict) -> Image.Image:
 def preview(folder: str | Path, out: str | Path, num: int = 24, boxes: bool = False, cols: int = 6) -> int:
     """Write a PNG grid of the first `num` samples (captioned key, level, language); return the count."""
     tiles = []
-    for key, img, label in read_samples(folder, num):
+    for key, img, label, member in read_samples(folder, num):
         try:
             if boxes:
-                img = draw_boxes(img, label)
+                img = draw_boxes(img, label, member)
             cap = f"{key} L{label['difficulty']['level']} {label['lang']} {','.join(map(str, label['char_px']))}px"
         except (KeyError, TypeError, ValueError) as e:  # a label from elsewhere: show the image, say why
             log.warning("%s: label not as expected (%s: %s)", key, type(e).__name__, e)

@@ -24,6 +24,7 @@ import orjson
 
 from render_engine.backgrounds import name_fields
 from render_engine.config import RenderConfig
+from render_engine.labels import CHARS_MEMBER, encode_boxes
 from textinfuse.configio import config_hash, to_dict
 
 from .executors import Executor, LocalExecutor
@@ -108,6 +109,14 @@ def encode(image: np.ndarray, out: OutputConfig) -> bytes:
     return buf.tobytes()
 
 
+def label_members(s) -> dict[str, bytes]:
+    """A rendered sample's label members (everything but the image): `json` (label version 2), the
+    character boxes beside it (`chars.npy`, see render_engine/labels.py) and `txt` (the text)."""
+    lab = s.label
+    return {"json": orjson.dumps(lab, option=orjson.OPT_SORT_KEYS), CHARS_MEMBER: encode_boxes(s.char_boxes),
+            "txt": lab["text"].encode()}
+
+
 _RENDERERS: dict[str, Any] = {}
 
 
@@ -165,9 +174,8 @@ def render_shard(job: RenderJobConfig, shard: int, out_dir: str | Path) -> dict[
             lab = s.label
             key = sample_key(shard, i)
             lab["key"] = key
-            w.write({"__key__": key, job.output.format: encode(s.image, job.output),
-                     "json": orjson.dumps(lab, option=orjson.OPT_SORT_KEYS), "txt": lab["text"].encode()})
-            n = len("".join(lab["text"].split()))  # visible characters
+            w.write({"__key__": key, job.output.format: encode(s.image, job.output), **label_members(s)})
+            n = lab["char_boxes"]["count"]  # labelled (visible) characters
             chars += n
             dropped += lab["dropped_chars"]
             hist["level"][lab["difficulty"]["level"]] += 1

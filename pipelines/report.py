@@ -87,7 +87,7 @@ def grid_b64(images: list, cols: int = 4, size: int = 192) -> str:
 def sample_groups(folder: Path, per_group: int = 4, scan: int = 2000) -> dict[str, list]:
     """Up to `per_group` samples for each level and each language (first ones found in shard order)."""
     groups: dict[str, list] = {}
-    for _, img, label in read_samples(folder, scan):
+    for _, img, label, _ in read_samples(folder, scan):
         try:
             keys = (f"level {label['difficulty']['level']}", f"language {label['lang']}")
         except (KeyError, TypeError):

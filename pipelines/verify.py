@@ -3,7 +3,9 @@ with `webdataset`.
 
 Reports missing shards (expected but absent or without stats), extra files (tars nobody listed),
 corrupt shards (sha256 or size mismatch, unreadable tar, wrong member count, invalid JSON, samples
-without an image, JSON or text) and returns the problems; the CLI exits non-zero if there are any.
+without an image, JSON or text, character labels that do not read: a version 2 label whose `chars.npy`
+is missing, not an integer (N, 4) array, or has another number of rows than the label has characters)
+and returns the problems; the CLI exits non-zero if there are any.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from render_engine.labels import CHARS_MEMBER, LabelError, columns
 
 from .shards import sha256_file
 
@@ -40,7 +44,8 @@ class Report:
 
 def _check_sample(s: dict[str, Any], kind: str) -> str | None:
     """What is wrong with one sample read back, or None: a render sample has its image, label and text
-    (the text equal to the label's); a filter sample its image and `filter.json` scores that kept it."""
+    (the text equal to the label's) and characters that read (version 1 or 2); a filter sample its
+    image and `filter.json` scores that kept it."""
     if not any(k.rsplit(".", 1)[-1].lower() in ALL_IMAGE_EXTS for k in s if not k.startswith("__")):
         return "lacks an image member"
     if kind == "filter":
@@ -52,6 +57,10 @@ def _check_sample(s: dict[str, Any], kind: str) -> str | None:
     label = json.loads(s["json"])
     if not isinstance(label, dict) or label.get("text") != s["txt"].decode("utf-8"):
         return "txt differs from the label text"
+    try:
+        columns(label, s.get(CHARS_MEMBER))
+    except LabelError as e:
+        return str(e)
     return None
 
 

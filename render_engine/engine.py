@@ -23,13 +23,13 @@ from .color import colours_for_contrast, contrast_ratio, luminance, luminance_ma
 from .config import RenderConfig
 from .fonts import FontFace, FontLibrary
 from .glyphs import GlyphCache
+from .labels import CHARS_MEMBER, LABEL_VERSION
 from .layout import fill, grid, place
 from .levels import LEVELS, scaled
 from .paths import bundled_backgrounds, bundled_corpora, bundled_fonts
 from .text import TextSource
 
 log = logging.getLogger(__name__)
-LABEL_VERSION = 1
 # control and format characters (no ink, no meaning for OCR): removed from text before layout
 _INVISIBLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
 
@@ -39,6 +39,8 @@ class Sample:
     image: np.ndarray  # (H, W, 3) uint8 RGB
     label: dict[str, Any]
     alpha: np.ndarray  # (H, W) float32 text coverage after geometry (for checks and debugging)
+    char_boxes: np.ndarray  # (N, 4) int x0 y0 x1 y1 of the labelled characters before any warp: the
+    # sample's `chars.npy` member (render_engine.labels: `labels.columns(label, char_boxes)` reads them)
 
 
 def load_fonts(cfg: RenderConfig) -> FontLibrary:
@@ -385,7 +387,7 @@ class Renderer:
                               "colour": tuple(blk["colours"][k]), "_baseline": base})
         colour = np.zeros((H, W, 3), np.uint8)
         if not lines:
-            return np.zeros((H, W), np.float32), colour.astype(np.float32), lines, ("", np.zeros(0, np.int64)), np.zeros((0, 4))
+            return np.zeros((H, W), np.float32), colour.astype(np.float32), lines, ("", np.zeros(0, np.int64)), np.zeros((0, 4), np.int64)
         cb = np.concatenate(cbs)
         if cb[:, :2].min() < 0 or cb[:, 2].max() > W or cb[:, 3].max() > H:
             raise RuntimeError("glyph ink outside the canvas (layout bug)")
@@ -425,7 +427,7 @@ class Renderer:
                 fx.REGISTRY[e["name"]].apply(layers, e["params"])
         image = cv2.convertScaleAbs(layers.image)  # round and saturate to uint8 (no layer is ever negative)
         lum = luminance_map(layers.base) if layers.under else (bg_lum if bg_lum is not None else luminance_map(bg))
-        return Sample(image, self._label(params, lines, chars, layers, lum), layers.alpha)
+        return Sample(image, self._label(params, lines, chars, layers, lum), layers.alpha, b[len(lines):])
 
     def _sample_effects(self, rng, params, lines, layers) -> None:
         if not lines:
@@ -448,7 +450,9 @@ class Renderer:
                 eff.apply(layers, p)
 
     def _label(self, params, lines, chars, layers: fx.Layers, lum: np.ndarray) -> dict[str, Any]:
-        """The label; `lum` is the luminance behind the text (background plus under-layers)."""
+        """The label (version 2, `render_engine.labels`); `lum` is the luminance behind the text
+        (background plus under-layers). The characters' boxes are not in it: they are the sample's
+        `char_boxes`, written beside it as the `chars.npy` member."""
         n = len(lines)
         quads = layers.quads
         a = layers.alpha
@@ -460,13 +464,18 @@ class Renderer:
             wsum = box_sum(cv2.integral(a), x0, y0, x1, y1)
             lsum = box_sum(cv2.integral(cv2.multiply(lum, a)), x0, y0, x1, y1)
             under = (lsum / np.maximum(wsum, 1e-6)).tolist()
-            for ln, q, u in zip(lines, np.round(lq, 3).tolist(), under, strict=True):
+            # without a geometric effect the boxes are whole pixels: written as ints
+            boxes = np.round(lq, 3).tolist() if layers.warps else lq.astype(np.int64).tolist()
+            for ln, q, u in zip(lines, boxes, under, strict=True):
                 ln["box"] = q
                 ln["contrast"] = round(contrast_ratio(luminance(ln.pop("colour")), u), 3)
-        cq = quads[n:]
-        exact = cq.astype(np.int32)  # without a geometric effect the boxes are whole pixels: write ints
-        boxes = exact.tolist() if np.array_equal(exact, cq) else np.round(cq, 3).tolist()
-        chars = [{"char": c, "line": li, "box": q} for c, li, q in zip(chars[0], chars[1].tolist(), boxes, strict=True)]
+            # a line's characters are its text without whitespace; only a line where they are not says so
+            text_chars, pos = chars[0], 0
+            for ln, k in zip(lines, np.bincount(chars[1], minlength=n).tolist(), strict=True):
+                mine = text_chars[pos:pos + k]
+                pos += k
+                if mine != "".join(ln["text"].split()):
+                    ln["chars"] = mine
         text = "\n".join(ln["text"] for ln in lines)
         faces = sorted({ln["font"] for ln in lines})
         lib = self.assets.fonts.by_id
@@ -479,7 +488,7 @@ class Renderer:
             "size": params["size"],
             "mode": params["mode"],
             "lines": lines,
-            "characters": chars,
+            "char_boxes": {"member": CHARS_MEMBER, "count": len(chars[0]), "warp": [m.tolist() for m in layers.warps]},
             "fonts": [{"id": f, "file": Path(lib[f].source_file).name, "family": lib[f].family,
                        "style": lib[f].style, "face_index": lib[f].index} for f in faces],
             "char_px": sorted({ln["char_px"] for ln in lines}),

@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from ..labels import warp_points
+
 STAGES = ("text", "geometry", "image")
 
 
@@ -26,6 +28,7 @@ class Layers:
     alpha: np.ndarray  # (H, W) text coverage
     color: np.ndarray  # (H, W, 3) text colour
     quads: np.ndarray  # (N, 4, 2) every label box, clockwise from top-left, (x, y)
+    warps: list[np.ndarray] = field(default_factory=list)  # the 3x3 matrices `warp` applied, in order
     under: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (alpha, colour), bottom first
     image: np.ndarray | None = None  # the composite, after the geometry stage
     base: np.ndarray | None = None  # the composite without the text (background + under-layers)
@@ -42,16 +45,18 @@ class Layers:
         self.image = cv2.blendLinear(self.color, out, self.alpha, 1.0 - self.alpha)
 
     def warp(self, matrix: np.ndarray) -> None:
-        """Apply a 3x3 projective transform to the text layers and the boxes (not the background)."""
+        """Apply a 3x3 projective transform to the text layers and the boxes (not the background). The
+        boxes move with `labels.warp_points`, the function label readers use, and the matrix is kept (the
+        label records it), so a reader maps the text-plane boxes to exactly these quads."""
         w, h = self.size
         warp = lambda a, border: cv2.warpPerspective(  # noqa: E731
             a, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=border)
         self.alpha = warp(self.alpha, cv2.BORDER_CONSTANT)
         self.color = warp(self.color, cv2.BORDER_REPLICATE)
         self.under = [(warp(a, cv2.BORDER_CONSTANT), warp(c, cv2.BORDER_REPLICATE)) for a, c in self.under]
+        self.warps.append(np.asarray(matrix, np.float64))
         if len(self.quads):
-            pts = cv2.perspectiveTransform(self.quads.reshape(-1, 1, 2).astype(np.float64), matrix)
-            self.quads = pts.reshape(-1, 4, 2)
+            self.quads = warp_points(self.quads, self.warps[-1])
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,20 @@
 
 import errno
 import hashlib
+import io
 import json
 import os
 import shutil
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import webdataset as wds
 
 from pipelines import render_job
 from pipelines.jobdir import FolderInUse
 from pipelines.render_job import OutputConfig, RenderJobConfig, run_render
+from render_engine.labels import characters, columns
 
 
 def read_back(folder):
@@ -24,11 +27,35 @@ def test_shards_are_standard_webdataset(tiny_dataset, tiny_job):
     items = read_back(tiny_dataset)
     assert [s["__key__"] for s in items] == [f"{i // 5:06d}_{i % 5:06d}" for i in range(12)]
     for s in items:
-        assert set(k for k in s if not k.startswith("__")) == {"png", "json", "txt"}
+        assert set(k for k in s if not k.startswith("__")) == {"png", "json", "chars.npy", "txt"}
         lab = json.loads(s["json"])
         assert lab["key"] == s["__key__"] and s["txt"].decode() == lab["text"] and lab["text"]
         assert s["png"][:8] == b"\x89PNG\r\n\x1a\n"
         assert lab["seeds"] == {"run": 7, "shard": int(s["__key__"][:6]), "index": int(s["__key__"][7:])}
+        # label version 2, read with plain numpy and json as the README shows
+        boxes = np.load(io.BytesIO(s["chars.npy"]), allow_pickle=False)
+        chars = "".join(ln.get("chars", "".join(ln["text"].split())) for ln in lab["lines"])
+        assert lab["version"] == 2 and boxes.dtype == np.int16 and boxes.shape == (len(chars), 4) == (lab["char_boxes"]["count"], 4)
+    # webdataset's default decoders make the member an array (numpy's reader, no pickle), which our reader takes
+    decoded = list(wds.WebDataset(sorted(str(p) for p in tiny_dataset.glob("*.tar")), shardshuffle=False).decode("rgb"))
+    warped = 0
+    for s, raw in zip(decoded, items, strict=True):
+        assert isinstance(s["chars.npy"], np.ndarray) and s["chars.npy"].dtype == np.int16
+        assert characters(s["json"], s["chars.npy"]) == characters(json.loads(raw["json"]), raw["chars.npy"])
+        assert s["png"].shape == (256, 256, 3)
+        # the README's numpy-only recipe gives our reader's characters, lines and quads
+        lab, boxes = s["json"], s["chars.npy"]
+        per_line = [ln.get("chars") or "".join(ln["text"].split()) for ln in lab["lines"]]
+        line = np.repeat(np.arange(len(per_line)), [len(c) for c in per_line])
+        quads = boxes[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 4, 2).astype(np.float64)
+        for m in np.asarray(lab["char_boxes"]["warp"], np.float64):
+            uvw = quads @ m[:, :2].T + m[:, 2]
+            quads = uvw[..., :2] / uvw[..., 2:]
+        ours = columns(lab, boxes)
+        assert ours.chars == "".join(per_line) and np.array_equal(ours.line, line)
+        assert np.allclose(ours.quads, quads, rtol=0, atol=1e-9)
+        warped += bool(lab["char_boxes"]["warp"])
+    assert warped >= 2
     man = json.loads((tiny_dataset / "manifest.json").read_text())
     assert man["totals"]["samples"] == 12 and man["num_shards"] == 3 and man["seed"] == 7
     assert man["config"]["output"]["samples_per_shard"] == 5
@@ -36,7 +63,7 @@ def test_shards_are_standard_webdataset(tiny_dataset, tiny_job):
         tar = tiny_dataset / sh["file"]
         st = json.loads((tiny_dataset / sh["file"].replace(".tar", ".stats.json")).read_text())
         assert hashlib.sha256(tar.read_bytes()).hexdigest() == sh["sha256"] == st["sha256"]
-        assert st["count"] == sh["count"] and st["members"] == 3 * st["count"] and st["bytes"] == tar.stat().st_size
+        assert st["count"] == sh["count"] and st["members"] == 4 * st["count"] and st["bytes"] == tar.stat().st_size
         assert sum(st["histograms"]["lang"].values()) == st["count"]
     assert not list((tiny_dataset / "_tmp").iterdir())
 
@@ -196,7 +223,7 @@ def test_member_count_walks_the_headers_and_catches_broken_framing(tiny_dataset,
 
     tar = tiny_dataset / "textinfuse-000000.tar"
     with tarfile.open(tar) as tf:
-        assert count_members(tar) == len(tf.getmembers()) == 15
+        assert count_members(tar) == len(tf.getmembers()) == 20  # 5 samples: png, json, chars.npy, txt
     data = tar.read_bytes()
     bad = tmp_path / "bad.tar"
     bad.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])  # a name byte: the checksum fails
@@ -217,6 +244,33 @@ def test_ray_data_reads_the_shards_without_adapters(tiny_dataset, ray_cluster):
     assert {r["__key__"] for r in rows} == {f"{i // 5:06d}_{i % 5:06d}" for i in range(12)}
     r = rows[0]
     assert r["png"][:8] == b"\x89PNG\r\n\x1a\n" and json.loads(r["json"])["text"] == r["txt"].decode()
+    # Ray's default decoders: the boxes member becomes an int16 array, the label a dict
+    decoded = {r["__key__"]: r for r in ray.data.read_webdataset(sorted(str(p) for p in tiny_dataset.glob("*.tar"))).take_all()}
+    for r in rows:
+        d = decoded[r["__key__"]]
+        assert isinstance(d["chars.npy"], np.ndarray) and d["chars.npy"].dtype == np.int16
+        assert characters(d["json"], d["chars.npy"]) == characters(json.loads(r["json"]), r["chars.npy"])
+
+
+def test_labels_cost_at_most_30_bytes_a_character_on_the_default_mix(tmp_path):
+    """Label version 2: every member but the image and the text (`json` and `chars.npy`), over a real
+    render of the default config. Version 1 wrote about 100 bytes a character (benchmarks/label_size.py)."""
+    import tarfile
+
+    job = RenderJobConfig(seed=0, num_samples=100, output=OutputConfig(samples_per_shard=100))
+    st = render_job.render_shard(job, 0, tmp_path)
+    size, samples, chars = {}, set(), 0
+    with tarfile.open(tmp_path / st["file"]) as tf:
+        for m in tf.getmembers():
+            key, ext = m.name.split(".", 1)
+            samples.add(key)
+            size[ext] = size.get(ext, 0) + m.size
+            if ext == "json":
+                chars += json.load(tf.extractfile(m))["char_boxes"]["count"]
+    assert len(samples) == 100 and chars == st["chars"] > 100 * 100
+    per_char = (size["json"] + size["chars.npy"]) / chars
+    assert per_char <= 30, (per_char, size)
+    assert size["chars.npy"] / chars < 8.5  # int16 boxes and a 128-byte header
 
 
 def test_shards_render_without_garbage_collection_and_leave_no_cycles_per_sample(tmp_path, tiny_job):

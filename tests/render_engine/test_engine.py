@@ -7,6 +7,7 @@ import pytest
 
 from render_engine.config import FontConfig, RenderConfig, TextConfig
 from render_engine.engine import Renderer
+from render_engine.labels import characters
 from render_engine.levels import LEVELS, scaled
 from render_engine.paths import bundled_fonts
 from tests.conftest import subset_font
@@ -24,7 +25,8 @@ def check_label(r: Renderer, s, char_px=(5, 20)):
     assert lab["size"] == [W, H]
     assert lab["text"] == "\n".join(ln["text"] for ln in lab["lines"])
     visible = [(c, i) for i, ln in enumerate(lab["lines"]) for c in ln["text"] if not c.isspace()]
-    assert [(c["char"], c["line"]) for c in lab["characters"]] == visible
+    chars = characters(lab, s.char_boxes)
+    assert [(c["char"], c["line"]) for c in chars] == visible
     lo, hi = scaled(lab["difficulty"]["level"], r.cfg.text.level_scale)
     assert lab["difficulty"]["char_px"] == [lo, hi]
     for ln in lab["lines"]:
@@ -33,7 +35,7 @@ def check_label(r: Renderer, s, char_px=(5, 20)):
         assert lo <= ln["char_px"] <= hi
         assert char_px[0] <= ln["char_px"] <= char_px[1]
         assert ln["ink_height_px"] > 0 and ln["contrast"] >= 1.0
-    for item in lab["lines"] + lab["characters"]:
+    for item in lab["lines"] + chars:
         q = np.asarray(item["box"])
         assert q.shape == (4, 2)
         assert q[:, 0].min() >= 0 and q[:, 1].min() >= 0 and q[:, 0].max() <= W and q[:, 1].max() <= H, item
@@ -68,6 +70,8 @@ def test_same_seed_same_sample_and_rerender_from_label(renderer):
         assert json.dumps(x.label, sort_keys=True) == json.dumps(y.label, sort_keys=True)
         again = renderer.render(json.loads(json.dumps(x.label["params"])))
         assert np.array_equal(again.image, x.image)
+        assert np.array_equal(again.char_boxes, x.char_boxes)
+        assert json.dumps(again.label, sort_keys=True) == json.dumps(x.label, sort_keys=True)
     c = list(samples(renderer, 6, seed=4))
     assert not all(np.array_equal(x.image, z.image) for x, z in zip(a, c, strict=True))
 
@@ -139,7 +143,7 @@ def test_swashes_and_tall_glyphs_in_a_thin_margin_are_moved_inside(tmp_path):
     left = 0
     for s in samples(r, 40):
         check_label(r, s, cfg.text.char_px)
-        boxes = np.asarray([c["box"] for c in s.label["characters"]], float).reshape(-1, 4, 2)
+        boxes = np.asarray([c["box"] for c in characters(s.label, s.char_boxes)], float).reshape(-1, 4, 2)
         assert boxes[..., 0].min() >= 0 and boxes[..., 1].min() >= 0
         left += int(boxes[..., 0].min() == 0)
         assert np.array_equal(r.render(s.label["params"]).image, s.image)
@@ -184,7 +188,7 @@ def test_glyph_cache_resets_mid_sample_change_nothing(renderer):
     assets.glyphs = GlyphCache(max_glyphs=40)
     small = Renderer(renderer.cfg, assets)
     for x, y in zip(samples(renderer, 6, seed=5), samples(small, 6, seed=5), strict=True):
-        assert np.array_equal(x.image, y.image)
+        assert np.array_equal(x.image, y.image) and np.array_equal(x.char_boxes, y.char_boxes)
         assert json.dumps(x.label, sort_keys=True) == json.dumps(y.label, sort_keys=True)
     assert 0 < small.assets.glyphs._count < 1000  # trimmed again and again, never grown to the whole text
 
