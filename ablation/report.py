@@ -107,7 +107,7 @@ def grid(out: Path, arms: dict[str, list[dict]], picks: list[tuple[str, Path]], 
     """Rows: the grid crops; columns: the original, then each arm's first seed, captioned with its NED."""
     from PIL import Image, ImageDraw
 
-    from pipelines.evaluate import caption_font
+    from evaluation.images import caption_font
 
     if not picks:
         return

@@ -107,7 +107,7 @@ def _set_name(d: str, taken: set[str]) -> str:
 
 def grid_picks(text: list[str], n: int) -> list[tuple[str, Path]]:
     """`n` text crops for grid.png, spread evenly over the sets and over each set's sorted files."""
-    from pipelines.evaluate import list_images
+    from evaluation.images import list_images
 
     sets = [(d, list_images(Path(d))) for d in text]
     sets = [(d, f) for d, f in sets if f]
@@ -144,29 +144,31 @@ def eval_run(cfg: AblationConfig, run: Path, text: list[str], photos: list[str],
     import numpy as np
     from PIL import Image
 
-    from pipelines.evaluate import evaluate, load_rgb
+    from evaluation.evaluate import evaluate, load_optional
+    from evaluation.images import load_rgb, to_uint8
+    from training.eval_hooks import lpips_scorer
     from training.inference import load_reconstructor
 
     done = _read_json(run / "evaluated.json")
     if done is not None and done.get("eval_identity") == ev_id:
         return done
     fn = load_reconstructor(run, use_ema=cfg.eval.use_ema, device="cpu" if cfg.train.get("device") == "cpu" else None)
+    lpips, lpips_reason = load_optional("LPIPS", cfg.eval.lpips_weights or None, lpips_scorer)
     c0, t0 = _cpu(), time.monotonic()
     res: dict[str, Any] = {"eval_identity": ev_id, "sets": {}}
     taken: set[str] = set()
     for kind, dirs in (("text", text), ("photos", photos)):
         for d in dirs:
             name = _set_name(d, taken)
-            r = evaluate(d, run / "eval" / name, model_fn=fn, workers=cfg.eval.workers,
-                         lpips_weights=cfg.eval.lpips_weights or None, worst=6, ocr=kind == "text",
-                         ned_text=cfg.eval.ned_text)
+            r = evaluate(d, run / "eval" / name, model_fn=fn, workers=cfg.eval.workers, lpips=lpips,
+                         lpips_reason=lpips_reason, worst=6, ocr=kind == "text", ned_text=cfg.eval.ned_text)
             res["sets"][name] = {"kind": kind, "dir": d, **r}
     grid = run / "grid"
     grid.mkdir(exist_ok=True)
     for k, (_, p) in enumerate(picks):
         x = load_rgb(p)
         y = fn(x[None].astype(np.float32) / 255.0)[0]
-        Image.fromarray(np.clip(y * 255 + 0.5, 0, 255).astype(np.uint8)).save(grid / f"{k:02d}.png")
+        Image.fromarray(to_uint8(y)).save(grid / f"{k:02d}.png")
     res.update(pool(res["sets"]))
     res["eval_cpu_seconds"] = round(_cpu() - c0, 1)
     res["eval_wall_seconds"] = round(time.monotonic() - t0, 1)

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipelines.evaluate import CACHE_NAME, evaluate
+from evaluation.evaluate import evaluate
+from evaluation.ocr_cache import CACHE_NAME
 
 DOCS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "documents"
 

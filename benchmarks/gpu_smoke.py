@@ -288,11 +288,11 @@ def held_out_text(cfg, synthetic: str, n: int, size: int, dev: torch.device) -> 
 def score_weights(ckpt: str, use_ema: bool, x: torch.Tensor, gt: list[str], dev: torch.device) -> dict:
     """PSNR and NED on x of a checkpoint's raw or EMA weights."""
     from training.inference import load_module
-    from training.loop import ned, psnr, reconstruct
+    from training.loop import batch_psnr, ned, reconstruct
 
     ae = load_module(ckpt, use_ema=use_ema, device=str(dev))
     xr = reconstruct(ae, x, dev.type == "cuda")
-    return {"psnr": psnr(xr, x), "ned": ned(gt, xr)}
+    return {"psnr": batch_psnr(xr, x), "ned": ned(gt, xr)}
 
 
 def run_train(a: argparse.Namespace, dev: torch.device, progress: Progress, speed: list[dict]) -> tuple[dict, list]:

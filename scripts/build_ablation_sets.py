@@ -89,7 +89,7 @@ def keep_copyright(root: Path, pkg: str, out: Path) -> None:
 
 
 def build_docs(role: str, out: Path, work: Path, em: float, licences: dict, only: set[str]) -> list[dict]:
-    from pipelines.bench_build import CAP_TO_EM, BenchConfig, build_benchmark
+    from evaluation.bench_build import CAP_TO_EM, BenchConfig, build_benchmark
 
     rows = []
     dest = out / role

@@ -184,7 +184,7 @@ def test_psnr_mean_over_finite_values(tmp_path, monkeypatch):
     written as null."""
     import functools
 
-    import pipelines.evaluate as ev
+    import evaluation.evaluate as ev
 
     gts = _photo_dir(tmp_path / "gt", ["a.png", "b.png"])
     rec = tmp_path / "rec"
@@ -206,7 +206,7 @@ def test_psnr_mean_over_finite_values(tmp_path, monkeypatch):
 
 def test_a_reconstruction_of_another_size_is_resized_bicubic(tmp_path):
     pytest.importorskip("skimage")
-    import pipelines.evaluate as ev
+    import evaluation.evaluate as ev
 
     gts = _photo_dir(tmp_path / "gt", ["a.png"], size=(96, 80))
     rec = tmp_path / "rec"
@@ -247,7 +247,7 @@ def test_engine_text_joins_lines_in_engine_order_and_keeps_whitespace(monkeypatc
     with pytest.raises(ValueError, match="NED text"):
         ocr.text_of(img, "raw")
     # the evaluation derives its texts from cached lines through the same functions
-    from pipelines.evaluate import lines_text, ocr_lines
+    from evaluation.ocr_cache import lines_text, ocr_lines
 
     cached = json.loads(json.dumps(ocr_lines(img)))
     for v in ocr.NED_TEXTS:
@@ -268,7 +268,8 @@ def test_trainer_logs_ned_with_the_evaluations_text(monkeypatch):
 def test_ned_details_json_matches_the_reference_layout(tmp_path):
     """Keys, order, rounding and encoding as the reference writes the file (json.dump, ensure_ascii=False,
     indent=2); total_samples counts every original, valid_samples the ones with OCR text."""
-    from pipelines.evaluate import OcrCache, _write_outputs
+    from evaluation.evaluate import _write_outputs
+    from evaluation.ocr_cache import OcrCache
 
     details = [
         {"name": "0001.png", "psnr": 30.1, "ssim": 0.9, "ned": 1 - 1 / 3, "ocr_gt": "中文 abc", "ocr_recon": "中文 ab"},
@@ -277,7 +278,7 @@ def test_ned_details_json_matches_the_reference_layout(tmp_path):
          "error": "missing in recon dir"},
         {"name": "0004.png", "psnr": 25.0, "ssim": 0.8, "ned": 0.123456, "ocr_gt": "x y", "ocr_recon": "xy"},
     ]
-    r = _write_outputs(tmp_path, details, {}, [], OcrCache(None), 0, 1.0, 0, None, (None, "no weights"),
+    r = _write_outputs(tmp_path, details, [], [], OcrCache(None), 0, 1.0, None, (None, "no weights"),
                        "engine", {"gt_dir": "g"})
     avg = ((1 - 1 / 3) + 0.123456) / 2
     assert r["num_samples"] == 4 and r["NED_samples"] == 2 and r["NED"] == pytest.approx(avg)
@@ -290,7 +291,7 @@ def test_ned_details_json_matches_the_reference_layout(tmp_path):
     text = (tmp_path / "ned_details.json").read_text(encoding="utf-8")
     assert text == json.dumps(want, ensure_ascii=False, indent=2)  # byte for byte the reference's writing
     assert json.loads((tmp_path / "results.json").read_text()) == r
-    _write_outputs(tmp_path, details[1:3], {}, [], OcrCache(None), 0, 1.0, 0, None, (None, "x"), "engine", {})
+    _write_outputs(tmp_path, details[1:3], [], [], OcrCache(None), 0, 1.0, None, (None, "x"), "engine", {})
     assert not (tmp_path / "ned_details.json").exists()  # no original with text: no file, as the reference
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import onnxruntime
 import pytest
 
-from pipelines.evaluate import ocr_version
+from evaluation.ocr_cache import ocr_version
 from textinfuse import ocr
 from textinfuse.cli import main
 

@@ -1,5 +1,10 @@
-"""The `textinfuse` console script. It only parses arguments and calls typed functions (the Python API);
-each subcommand imports its package when it runs, so `textinfuse --help` stays fast."""
+"""The `textinfuse` console script, and the project's only argparse. It parses arguments and calls typed
+functions (the Python API): pipelines (render, filter, verify, report, preview), evaluation (eval,
+bench-build), training (train, latent-stats, export) and ablation (ablate). Each subcommand imports its
+packages when it runs, so building the parser (`textinfuse --help`) imports no torch, Ray, evaluation,
+training or pipelines code. This is the top of the layers (see evaluation/__init__.py): it may import any
+package, and it wires them together, e.g. the VAE and the LPIPS/FID networks that `eval` hands to the
+evaluation."""
 
 from __future__ import annotations
 
@@ -12,9 +17,18 @@ from pathlib import Path
 from .configio import ConfigError
 
 
-def _range(text: str) -> list[int]:
+def _char_px_range(text: str) -> list[int]:
+    """--char-px: "5-20" -> [5, 20], "12" -> [12, 12] (checked by the render config)."""
     a, _, b = text.partition("-")
     return [int(a), int(b or a)]
+
+
+def _count_range(text: str) -> list[int]:
+    """"200-600" or "200,600" -> [200, 600] (an argparse type: both bounds required)."""
+    parts = text.replace(",", "-").split("-")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MIN-MAX, e.g. 200-600")
+    return [int(p) for p in parts]
 
 
 def _positive(text: str) -> int:
@@ -44,7 +58,7 @@ def render_overrides(a: argparse.Namespace) -> list[str]:
     if a.langs:
         o.append(f"render.text.langs={json.dumps(a.langs.split(','))}")
     if a.char_px:
-        o.append(f"render.text.char_px={json.dumps(_range(a.char_px))}")
+        o.append(f"render.text.char_px={json.dumps(_char_px_range(a.char_px))}")
     if a.level:
         from render_engine.levels import parse_levels
 
@@ -163,6 +177,124 @@ def cmd_ablate(a: argparse.Namespace) -> int:
     return 0
 
 
+# --- evaluation: eval, bench-build -------------------------------------------------------------------------
+
+# evaluation.references.REFERENCES, not imported: building the parser imports no evaluation code
+# (tests/test_layers.py checks that the two agree)
+REFERENCES = ("identity", "bicubic8", "bicubic16", "bicubic32")
+
+
+def _checkpoint_model(path: str):
+    """`--checkpoint`: our VAE's reconstruction callable (training.inference, the train extra)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(2, "not found", path)
+    try:
+        from training.inference import load_reconstructor
+    except ImportError as e:
+        raise RuntimeError(f"--checkpoint {path}: needs the training extra (pip install 'textinfuse[train]') "
+                           f"({e}); meanwhile use --model-fn module:function") from e
+    return load_reconstructor(path)
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    import json
+
+    from evaluation.evaluate import evaluate, load_optional
+    from training import eval_hooks  # torch is imported only when a network is built
+
+    if not Path(a.gt_dir).is_dir():  # before any network is loaded
+        raise FileNotFoundError(2, "not found", a.gt_dir)
+    model_fn = _checkpoint_model(a.checkpoint) if a.checkpoint else a.model_fn
+    lpips, lpips_reason = load_optional("LPIPS", a.lpips_weights, eval_hooks.lpips_scorer)
+    fid, fid_reason = load_optional("FID", a.fid_weights, lambda w: eval_hooks.fid_extractor(w, a.batch_size))
+    r = evaluate(a.gt_dir, a.out, a.recon_dir, reference=a.reference, model_fn=model_fn, checkpoint=a.checkpoint,
+                 lpips=lpips, lpips_reason=lpips_reason, fid_features=fid, fid_reason=fid_reason,
+                 worst=a.worst, batch_size=a.batch_size, use_cache=not a.no_cache, workers=a.workers,
+                 ned_text=a.ned_text)
+    print(json.dumps(r, indent=2))
+    return 0 if r["SSIM"] is not None else 1  # SSIM exists once any pair was scored
+
+
+def cmd_bench_build(a: argparse.Namespace) -> int:
+    import json
+
+    from evaluation.bench_build import BenchConfig, build_benchmark
+
+    from .configio import load
+
+    flags = {"lang": a.lang, "crop": a.crop, "stride": a.stride or a.crop, "zh_char_px": a.zh_char_px,
+             "en_char_px": a.en_char_px, "zh_chars": a.zh_chars, "en_chars": a.en_chars}
+    sets = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+    cfg = load(BenchConfig, a.config, sets + list(a.set or []))
+    rows = build_benchmark(a.input, a.out, cfg)
+    print(f"{len(rows)} crops -> {a.out}/benchmark.jsonl")
+    return 0 if rows else 1
+
+
+# --- training: train, latent-stats, export -----------------------------------------------------------------
+
+def _needs_torch() -> int | None:
+    """Exit status 2 with one line when the train extra is missing, else None."""
+    try:
+        import safetensors  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as e:
+        print(f"error: this command needs the train extra ({e.name} missing): pip install 'textinfuse[train]'",
+              file=sys.stderr)
+        return 2
+    return None
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    import json
+
+    from training.config import load_train_config
+
+    try:
+        cfg = load_train_config(a.config, a.set, a.source)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        from training.loop import train
+    except ImportError as e:
+        print(f"error: training needs the train extra ({e.name} missing): pip install 'textinfuse[train]'",
+              file=sys.stderr)
+        return 2
+    if not logging.getLogger().handlers:  # called without main() (the Python API's callers)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        summary = train(cfg, a.out, resume=a.resume)
+    except KeyboardInterrupt:
+        print(f"interrupted: run again with --resume to continue from {a.out}/ckpt", file=sys.stderr)
+        return 130
+    print(json.dumps({k: summary[k] for k in ("step", "loss", "psnr", "checkpoint")}))
+    return 0
+
+
+def cmd_latent_stats(a: argparse.Namespace) -> int:
+    if (rc := _needs_torch()) is not None:
+        return rc
+    from training.latents import latent_stats
+
+    s = latent_stats(a.run_dir, a.source, num=a.num, resolution=a.resolution, checkpoint=a.checkpoint,
+                     use_ema=not a.raw, batch_size=a.batch_size)
+    print(f"latent stats of {s['samples']} images ({s['weights']} weights, step {s['checkpoint_step']}): "
+          f"mean {min(s['mean']):.3g}..{max(s['mean']):.3g}, std {min(s['std']):.3g}..{max(s['std']):.3g} "
+          f"-> {a.run_dir}/latent_stats.json")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    if (rc := _needs_torch()) is not None:
+        return rc
+    from training.export import export
+
+    c = export(a.run_dir, a.out, use_ema=not a.raw)
+    print(f"{c['model']} ({c['weights']} weights, step {c['step']}) -> {a.out}")
+    return 0
+
+
 def add_config_flags(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--config", help=what)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config value, repeatable")
@@ -268,14 +400,90 @@ def build_parser() -> argparse.ArgumentParser:
     add_executor_flags(ab)
     ab.set_defaults(func=cmd_ablate)
 
-    from pipelines.evaluate import add_parsers  # eval, bench-build (numpy only at import)
-    from training.cli import add_latent_parsers  # latent-stats, export (torch is imported when they run)
-    from training.cli import add_parser as add_train_parser  # train (torch is imported when it runs)
-
-    add_parsers(sub)
-    add_train_parser(sub)
-    add_latent_parsers(sub)
+    add_eval_parsers(sub)
+    add_train_parsers(sub)
     return p
+
+
+def add_eval_parsers(sub) -> None:
+    """`eval` and `bench-build`."""
+    from .ocr import DEFAULT_NED_TEXT, NED_TEXTS  # a base module: numpy, the OCR engine only when it reads
+
+    e = sub.add_parser("eval", help="OCR-based text fidelity (NED), PSNR, SSIM of reconstructions "
+                                    "(OmniDoc-TokenBench layout and results.json)")
+    e.add_argument("--gt-dir", required=True, help="folder of original images")
+    e.add_argument("--out", required=True, help="output folder (results.json, ned_details.json, details.jsonl, "
+                   "report.json, worst.png)")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--recon-dir", help="folder of reconstructions named like the originals")
+    src.add_argument("--reference", choices=REFERENCES, help="built-in reference row (no recon dir)")
+    src.add_argument("--model-fn", metavar="MODULE:FUNCTION",
+                     help="callable mapping a float32 batch (N,H,W,3) in [0,1] to reconstructions")
+    src.add_argument("--checkpoint", help="our VAE checkpoint (needs the training extra)")
+    e.add_argument("--lpips-weights", help="local LPIPS weights (without them LPIPS is null)")
+    e.add_argument("--fid-weights", help="local FID Inception weights, pytorch-fid's pt_inception-2015-12-05-*.pth "
+                   "(without them FID is null; needs the train extra)")
+    e.add_argument("--worst", type=int, default=12, help="rows in worst.png (default 12)")
+    e.add_argument("--batch-size", type=int, default=8, help="images per model call (default 8)")
+    e.add_argument("--ned-text", choices=NED_TEXTS, default=DEFAULT_NED_TEXT,
+                   help="the OCR text NED compares: engine (default, OmniDoc-TokenBench's: the engine's lines "
+                   "joined in its order, whitespace kept) or normalised (reading order, all whitespace removed)")
+    e.add_argument("--no-cache", action="store_true", help="do not read or write the ground-truth OCR cache")
+    e.add_argument("--workers", type=int, default=1, help="processes for OCR and per-image metrics (default 1; "
+                   "the model, LPIPS and FID stay in the main process)")
+    add_ocr_device_flag(e)
+    e.set_defaults(func=cmd_eval)
+
+    b = sub.add_parser("bench-build", help="build a 256x256 text-crop benchmark from your PDFs or page images")
+    b.add_argument("--input", nargs="+", required=True, help="PDF files, page images or folders of them")
+    b.add_argument("--out", required=True, help="output folder (PNG crops, benchmark.jsonl)")
+    b.add_argument("--lang", choices=["auto", "en", "zh"], help="document language (default auto)")
+    b.add_argument("--crop", type=int, help="crop side in px (default 256)")
+    b.add_argument("--stride", type=int, help="step between crops in a text block (default: the crop side)")
+    b.add_argument("--zh-char-px", type=float, help="Chinese character size (the em) pages are scaled to (default 16)")
+    b.add_argument("--en-char-px", type=float, help="English character size (cap height) pages are scaled to (default 10)")
+    b.add_argument("--zh-chars", type=_count_range, metavar="MIN-MAX", help="OCR characters a Chinese crop must hold "
+                   "(default 200-600; real pages at 16 px hold 150-180 per 256 px crop: try 14 px or 150-600)")
+    b.add_argument("--en-chars", type=_count_range, metavar="MIN-MAX", help="the same for English (default 300-600)")
+    b.add_argument("--config", help="bench-build config file (YAML/TOML, keys of evaluation.bench_build.BenchConfig)")
+    b.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config value, repeatable")
+    add_ocr_device_flag(b)
+    b.set_defaults(func=cmd_bench_build)
+
+
+def add_train_parsers(sub) -> None:
+    """`train`, `latent-stats` and `export` (torch is imported when they run, never here)."""
+    p = sub.add_parser("train", help="train an autoencoder on TextInfuse shards (needs the train extra)",
+                       description="Train a text-capable autoencoder; see configs/train/*.yaml.")
+    p.add_argument("--config", metavar="PATH", required=True, help="training config (YAML/TOML)")
+    p.add_argument("--source", metavar="NAME=DIR", action="append", default=[],
+                   help="shard folder of a source named in the stages' weights (repeatable)")
+    p.add_argument("--out", metavar="RUN_DIR", required=True, help="run folder (config, metrics, checkpoints)")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                   help="override a config value, e.g. data.batch_size=16 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR's latest checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("latent-stats", help="per-channel mean/std of a run's latents -> RUN_DIR/latent_stats.json",
+                       description="Encode images with a run's latest checkpoint and write the per-channel latent "
+                                   "mean and std that load_autoencoder uses to normalise latents.")
+    s.add_argument("run_dir", metavar="RUN_DIR", help="run folder (or export folder) to write latent_stats.json to")
+    s.add_argument("--source", metavar="DIR", required=True,
+                   help="shard folder (or .tar glob) or a folder of images (.png, .jpg, .jpeg, .webp)")
+    s.add_argument("--num", type=_positive, default=256, help="images to encode (default 256)")
+    s.add_argument("--resolution", type=_positive, default=256,
+                   help="side of the centre crops in px, a multiple of the model's f (default 256)")
+    s.add_argument("--checkpoint", metavar="PATH", help="a step folder or weights file instead of the latest")
+    s.add_argument("--raw", action="store_true", help="the raw weights instead of the EMA weights")
+    s.add_argument("--batch-size", type=_positive, default=16, help="images per forward pass (default 16)")
+    s.set_defaults(func=cmd_latent_stats)
+
+    e = sub.add_parser("export", help="a run's autoencoder as a self-describing folder (config.json, "
+                                      "model.safetensors, latent_stats.json)")
+    e.add_argument("run_dir", metavar="RUN_DIR", help="run folder (its latest checkpoint) or a ckpt/step_N folder")
+    e.add_argument("--out", metavar="DIR", required=True, help="export folder (an earlier export there is replaced)")
+    e.add_argument("--raw", action="store_true", help="the raw weights instead of the EMA weights")
+    e.set_defaults(func=cmd_export)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -135,8 +135,9 @@ def _compiled(model: nn.Module) -> Callable | None:
         return None
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean PSNR in dB of images in [-1, 1] (measured on the [0, 1] scale)."""
+def batch_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean PSNR in dB of a batch of tensors in [-1, 1] (measured on the [0, 1] scale; MSE floored at 1e-10):
+    the trainer's logged `psnr`. Not `textinfuse.metrics.psnr`, the evaluation's (uint8 images, piq's eps)."""
     mse = ((a.clamp(-1, 1) - b) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)
     return float((10 * torch.log10(1 / mse)).mean())
 
@@ -150,7 +151,8 @@ def reconstruct(ae: Autoencoder, x: torch.Tensor, autocast: bool) -> torch.Tenso
     return torch.cat(outs)
 
 
-def _to_uint8(t: torch.Tensor) -> list:
+def _uint8_images(t: torch.Tensor) -> list:
+    """A batch in [-1, 1] (N, 3, H, W) as a list of uint8 RGB (H, W, 3) arrays."""
     return [((im.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy() for im in t]
 
 
@@ -160,7 +162,7 @@ def ocr_texts(x: torch.Tensor) -> list[str]:
     order), so the logged NED is the one `textinfuse eval` reports by default."""
     from textinfuse import ocr
 
-    return [ocr.text_of(im, ocr.DEFAULT_NED_TEXT) for im in _to_uint8(x)]
+    return [ocr.text_of(im, ocr.DEFAULT_NED_TEXT) for im in _uint8_images(x)]
 
 
 def ned(gt_texts: list[str], xr: torch.Tensor) -> float | None:
@@ -267,7 +269,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
     stop = min(total, stop_after if stop_after is not None else total)
     if rank == 0 and step == 0:  # the starting point, for "PSNR at start and end"
         xr0 = reconstruct(net.ae, eval_x, use_amp)
-        rec0 = {"step": 0, "loss": float((xr0 - eval_x).abs().mean()), "psnr": psnr(xr0, eval_x)}
+        rec0 = {"step": 0, "loss": float((xr0 - eval_x).abs().mean()), "psnr": batch_psnr(xr0, eval_x)}
         if gt_texts:
             rec0["ned"] = ned(gt_texts, xr0)
         metrics.write(json.dumps(rec0) + "\n")
@@ -317,8 +319,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, stop_afte
                         "eta_s": (total - step) / max(sps, 1e-9)}
                 if step % cfg.eval.every == 0 or step == total:
                     xr_eval = reconstruct(net.ae, eval_x, use_amp)
-                    rec_["psnr"] = psnr(xr_eval, eval_x)
-                    rec_["psnr_ema"] = psnr(reconstruct(ema.ae, eval_x, use_amp), eval_x)
+                    rec_["psnr"] = batch_psnr(xr_eval, eval_x)
+                    rec_["psnr_ema"] = batch_psnr(reconstruct(ema.ae, eval_x, use_amp), eval_x)
                     if gt_texts:
                         rec_["ned"] = ned(gt_texts, xr_eval)
                     save_grid(out / "grids" / f"step_{step:08d}.png", eval_x, xr_eval)

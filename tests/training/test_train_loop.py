@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -71,11 +70,9 @@ def test_resume_is_bit_exact(tmp_path, small_text_dir, general_dir):
 
 
 def test_cli_parser_calls_train(tmp_path, small_text_dir):
-    from training.cli import add_parser
+    from textinfuse.cli import build_parser
 
-    ap = argparse.ArgumentParser()
-    add_parser(ap.add_subparsers(dest="cmd"))
-    a = ap.parse_args(["train", "--config", "configs/train/tiny-cpu.yaml", "--source",
+    a = build_parser().parse_args(["train", "--config", "configs/train/tiny-cpu.yaml", "--source",
                        f"synthetic={small_text_dir}", "--out", str(tmp_path / "run"),
                        *sum((["--set", s] for s in BASE + _stages(2) + ["eval.every=2"]), [])])
     assert a.func(a) == 0
@@ -111,7 +108,7 @@ def test_ned_at_eval_steps_and_eval_with_checkpoint(tmp_path, synthetic_dir):
     import webdataset as wds
     from PIL import Image
 
-    from pipelines.evaluate import evaluate
+    from textinfuse.cli import main
 
     cfg = _cfg({"synthetic": synthetic_dir}, [
         'stages=[{name: a, steps: 2, resolution: 64, weights: {synthetic: 1.0}, align: 0.0, lr: 3.0e-3}]',
@@ -125,5 +122,6 @@ def test_ned_at_eval_steps_and_eval_with_checkpoint(tmp_path, synthetic_dir):
         if i == 2:
             break
         Image.open(__import__("io").BytesIO(s["png"])).convert("RGB").crop((0, 0, 200, 120)).save(gt / f"{i}.png")
-    res = evaluate(str(gt), str(tmp_path / "eval"), checkpoint=str(tmp_path / "run"))
+    assert main(["eval", "--gt-dir", str(gt), "--out", str(tmp_path / "eval"), "--checkpoint", str(tmp_path / "run")]) == 0
+    res = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert res["num_samples"] == 2 and np.isfinite(res["PSNR"])

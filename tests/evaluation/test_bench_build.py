@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.bench_build import BenchConfig, build_benchmark, ngrams, overlap, windows
+from evaluation.bench_build import BenchConfig, build_benchmark, ngrams, overlap, windows
 
 DOCS = Path(__file__).resolve().parents[1] / "fixtures" / "documents"
 

@@ -30,8 +30,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .evaluate import IMAGE_EXTS, load_rgb, ocr_text
-from .progress import Progress
+from pipelines.progress import Progress
+
+from .images import IMAGE_EXTS, load_rgb
 
 log = logging.getLogger(__name__)
 BOX_TO_EM = 1.35  # detector line-box height / font size, measured on debian-reference pages (1.25-1.4)
@@ -252,7 +253,7 @@ def _page_crops(page: Page, cfg: BenchConfig, ocr, grams: list, reasons: Counter
                 reasons["too few characters (estimated from line boxes)"] += 1
                 continue
             crop = np.ascontiguousarray(img[y:y + cfg.crop, x:x + cfg.crop])
-            text = ocr_text(crop)
+            text = ocr.page_text(crop)  # reading order, whitespace removed: what the character limits count
             if not lo <= len(text) <= hi:
                 reasons["too few characters" if len(text) < lo else "too many characters"] += 1
                 continue

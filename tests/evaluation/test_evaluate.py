@@ -5,7 +5,6 @@ OCR cache is shared between the tests."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -15,7 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.evaluate import CACHE_NAME, add_parsers, evaluate, load_rgb, reference_fn
+from evaluation.evaluate import evaluate, load_optional
+from evaluation.images import load_rgb
+from evaluation.ocr_cache import CACHE_NAME
+from evaluation.references import reference_fn
 from textinfuse.metrics import psnr, ssim
 
 DOCS = Path(__file__).resolve().parents[1] / "fixtures" / "documents"
@@ -102,7 +104,7 @@ def test_ned_text_variants_derive_from_one_cached_reading(identity, gt_dir, tmp_
 
 def test_an_ocr_cache_shipped_inside_a_gt_folder_is_never_read(identity, gt_dir, tmp_path):
     """A GT folder from elsewhere may carry a cache whose texts would give any score: it is ignored."""
-    from pipelines.evaluate import load_rgb, ocr_version, pixel_key
+    from evaluation.ocr_cache import ocr_version, pixel_key
 
     gt = tmp_path / "gt"
     shutil.copytree(gt_dir, gt)
@@ -160,10 +162,31 @@ def test_failing_model_is_reported(gt_dir, tmp_path):
     assert all("model failed" in x["error"] for x in read_jsonl(tmp_path / "details.jsonl"))
 
 
-def test_a_folder_without_checkpoint_is_a_clear_error(gt_dir, tmp_path):
+def test_a_folder_without_checkpoint_is_a_clear_error(gt_dir, tmp_path, capsys):
     pytest.importorskip("torch")
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    from textinfuse.cli import main
+
+    assert main(["eval", "--gt-dir", str(gt_dir), "--out", str(tmp_path / "out"), "--checkpoint", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no checkpoint" in err
+    with pytest.raises(ValueError, match="only names the weights"):  # the API loads nothing itself
         evaluate(gt_dir, tmp_path / "out", checkpoint=str(tmp_path))
+
+
+def _lpips(weights: str) -> dict:
+    """evaluate()'s LPIPS keywords as `--lpips-weights` builds them."""
+    from training.eval_hooks import lpips_scorer
+
+    lpips, reason = load_optional("LPIPS", weights, lpips_scorer)
+    return {"lpips": lpips, "lpips_reason": reason}
+
+
+def _fid(weights: str) -> dict:
+    """evaluate()'s FID keywords as `--fid-weights` builds them."""
+    from training.eval_hooks import fid_extractor
+
+    features, reason = load_optional("FID", weights, fid_extractor)
+    return {"fid_features": features, "fid_reason": reason}
 
 
 def test_lpips_from_local_weight_files(identity, gt_dir, tmp_path):
@@ -176,11 +199,11 @@ def test_lpips_from_local_weight_files(identity, gt_dir, tmp_path):
     torch.save({f"features.{k}": v for k, v in net.features.state_dict().items()}, tmp_path / "vgg16-test.pth")
     torch.save({f"lin{i}.model.1.weight": lin.weight for i, lin in enumerate(net.lins)}, tmp_path / "vgg.pth")
     weights = f"{tmp_path / 'vgg16-test.pth'},{tmp_path / 'vgg.pth'}"
-    same = evaluate(gt_dir, tmp_path / "same", reference="identity", lpips_weights=weights)
-    blur = evaluate(gt_dir, tmp_path / "blur", reference="bicubic8", lpips_weights=str(tmp_path))
+    same = evaluate(gt_dir, tmp_path / "same", reference="identity", **_lpips(weights))
+    blur = evaluate(gt_dir, tmp_path / "blur", reference="bicubic8", **_lpips(str(tmp_path)))
     assert same["LPIPS"] == 0.0 and "LPIPS_reason" not in same
     assert blur["LPIPS"] > 0.0
-    missing = evaluate(gt_dir, tmp_path / "none", reference="identity", lpips_weights=str(tmp_path / "nope"))
+    missing = evaluate(gt_dir, tmp_path / "none", reference="identity", **_lpips(str(tmp_path / "nope")))
     assert missing["LPIPS"] is None and "unusable" in missing["LPIPS_reason"]
 
 
@@ -198,14 +221,14 @@ def test_fid_from_a_local_inception_file(gt_dir, tmp_path):
             torch.nn.init.kaiming_normal_(m.weight)
     weights = tmp_path / "pt_inception-test.pth"
     torch.save(net.state_dict(), weights)
-    same = evaluate(gt_dir, tmp_path / "same", reference="identity", fid_weights=str(weights))
+    same = evaluate(gt_dir, tmp_path / "same", reference="identity", **_fid(str(weights)))
     cache = list((Path(os.environ["XDG_CACHE_HOME"]) / "textinfuse" / "eval").glob(".textinfuse-fid-*.npz"))
     assert same["FID"] is not None and abs(same["FID"]) < 1e-6 and "FID_reason" not in same and len(cache) == 1
     stamp = cache[0].stat().st_mtime_ns
-    blur = evaluate(gt_dir, tmp_path / "blur", reference="bicubic16", fid_weights=str(weights))
+    blur = evaluate(gt_dir, tmp_path / "blur", reference="bicubic16", **_fid(str(weights)))
     assert blur["FID"] > 1e-3 and cache[0].stat().st_mtime_ns == stamp  # originals came from the cache
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "other.pth")
-    other = evaluate(gt_dir, tmp_path / "other", reference="identity", fid_weights=str(tmp_path / "other.pth"))
+    other = evaluate(gt_dir, tmp_path / "other", reference="identity", **_fid(str(tmp_path / "other.pth")))
     assert other["FID"] is None and "unusable FID Inception weights" in other["FID_reason"]
 
 
@@ -228,8 +251,9 @@ def test_frechet_distance_agrees_in_sample_and_feature_space():
 
 
 def test_parsers():
-    p = argparse.ArgumentParser()
-    add_parsers(p.add_subparsers(dest="command"))
+    from textinfuse.cli import build_parser
+
+    p = build_parser()
     a = p.parse_args(["eval", "--gt-dir", "g", "--out", "o", "--reference", "bicubic16"])
     assert a.reference == "bicubic16" and a.recon_dir is None and callable(a.func)
     with pytest.raises(SystemExit):
