@@ -196,7 +196,7 @@ def run_ablation(cfg: AblationConfig, out: str | Path, arms: list[str] | None = 
                  eval_gt: list[str] | None = None, resume: bool = False, executor_factory=None) -> dict:
     """Run the ablation into `out` (layout in the module docstring); returns the results.json dict.
     `executor_factory()` gives the executor for the data jobs (closed before training starts)."""
-    from pipelines.progress import Progress
+    from textinfuse.progress import Progress
 
     from .report import write_report
 

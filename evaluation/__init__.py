@@ -10,9 +10,9 @@ Layers of the project (tests/test_layers.py checks them from the source, functio
 included):
 
 - `render_engine` is a leaf: it imports no other project package.
-- `textinfuse`'s base modules (`configio`, `metrics`, `ocr`) import no other project package.
+- `textinfuse`'s base modules (`configio`, `metrics`, `ocr`, `progress`) import no other project package.
 - `evaluation` imports `textinfuse`'s base modules, `render_engine` (a leaf: `files.read_regular`,
-  `files.private_dir`, `paths.bundled_fonts`) and `pipelines.progress` (a neutral helper), nothing else:
+  `files.private_dir`, `paths.bundled_fonts`), nothing else (progress lines: `textinfuse.progress`):
   never `training`. What needs torch is handed in by the caller as plain callables: the reconstruction
   (`model_fn`), the LPIPS scorer (`lpips`) and the FID feature extractor (`fid_features`); the builders
   for our networks are in `training.eval_hooks` and `training.inference`.

@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipelines.progress import Progress
+from textinfuse.progress import Progress
 
 from .images import IMAGE_EXTS, load_rgb
 

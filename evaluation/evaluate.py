@@ -59,7 +59,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from pipelines.progress import Progress
+from textinfuse.progress import Progress
 from textinfuse.metrics import PSNR_EPS, ned_similarity, psnr, ssim
 from textinfuse.ocr import DEFAULT_NED_TEXT, NED_TEXTS
 

@@ -29,7 +29,7 @@ from textinfuse.configio import config_hash, to_dict
 from .executors import Executor, LocalExecutor
 from .filters import ordered
 from .jobdir import Identity, claim
-from .progress import Progress
+from textinfuse.progress import Progress
 from .shards import ShardWriter, read_stats, sample_key, shard_name, write_json_atomic
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from textinfuse.configio import config_hash, to_dict
 from .executors import Executor, LocalExecutor
 from .jobdir import Identity, claim
 from .png import encode_png
-from .progress import Progress
+from textinfuse.progress import Progress
 from .shards import ShardWriter, read_stats, sample_key, shard_name, sweep_tmp, write_json_atomic
 
 log = logging.getLogger(__name__)
