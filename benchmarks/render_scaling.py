@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import ray  # noqa: E402
 
 from pipelines.executors import RayExecutor  # noqa: E402
-from textinfuse.progress import Progress  # noqa: E402
 from pipelines.render_job import OutputConfig, RenderJobConfig, run_render  # noqa: E402
+from textinfuse.progress import Progress  # noqa: E402
 
 
 class _Quiet(Progress):

@@ -59,9 +59,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from textinfuse.progress import Progress
 from textinfuse.metrics import PSNR_EPS, ned_similarity, psnr, ssim
 from textinfuse.ocr import DEFAULT_NED_TEXT, NED_TEXTS
+from textinfuse.progress import Progress
 
 from .fid import FeatureFn, FidScorer
 from .images import caption_font, list_images, load_rgb, match_size, to_uint8

@@ -25,11 +25,11 @@ import orjson
 
 from render_engine.backgrounds import BadImage, BgRef, decode_with_info, expand_sources, name_fields
 from textinfuse.configio import config_hash, to_dict
+from textinfuse.progress import Progress
 
 from .executors import Executor, LocalExecutor
 from .filters import ordered
 from .jobdir import Identity, claim
-from textinfuse.progress import Progress
 from .shards import ShardWriter, read_stats, sample_key, shard_name, write_json_atomic
 
 log = logging.getLogger(__name__)

@@ -26,11 +26,11 @@ from render_engine.backgrounds import name_fields
 from render_engine.config import RenderConfig
 from render_engine.labels import CHARS_MEMBER, encode_boxes
 from textinfuse.configio import config_hash, to_dict
+from textinfuse.progress import Progress
 
 from .executors import Executor, LocalExecutor
 from .jobdir import Identity, claim
 from .png import encode_png
-from textinfuse.progress import Progress
 from .shards import ShardWriter, read_stats, sample_key, shard_name, sweep_tmp, write_json_atomic
 
 log = logging.getLogger(__name__)

@@ -130,6 +130,22 @@ def cmd_filter(a: argparse.Namespace) -> int:
     return _failed(man)
 
 
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    from pipelines.calibrate import CalibrateConfig, run_calibrate
+
+    from .configio import load
+
+    sets = [f"{k}={v}" for k, v in (("samples_per_cell", a.samples_per_cell),
+                                    ("samples_per_level", a.samples_per_level)) if v is not None]
+    cfg = load(CalibrateConfig, a.config, sets + list(a.set or []))
+    doc = run_job(a, lambda ex: run_calibrate(cfg, a.out, executor=ex, overwrite=a.overwrite))
+    for row in doc.get("levels", []):
+        print(f"level {row['level']} ({row['name']}): " + ", ".join(
+            f"{lang} {row[lang]['mean']:.3f}" for lang in cfg.langs if row.get(lang) and row[lang].get("mean") is not None))
+    print(f"-> {a.out}/calibration.json, calibration.html, levels.png")
+    return 0
+
+
 def cmd_filter_report(a: argparse.Namespace) -> int:
     from pipelines.filter_report import filter_report
 
@@ -371,6 +387,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_executor_flags(f)
     add_ocr_device_flag(f)
     f.set_defaults(func=cmd_filter)
+
+    ca = sub.add_parser("calibrate", help="measure readability (OCR character F1) per level and per font x size "
+                                          "x script x effect -> calibration.json, calibration.html")
+    ca.add_argument("--out", required=True, help="output folder (calibration.json, calibration.html, levels.png)")
+    ca.add_argument("--samples-per-cell", type=int, help="samples per font x size x script x effect (default 8; 0 skips)")
+    ca.add_argument("--samples-per-level", type=int, help="samples per level and language (default 40; 0 skips)")
+    add_config_flags(ca, "YAML/TOML CalibrateConfig (faces, sizes, effects, bands, render)")
+    ca.add_argument("--overwrite", action="store_true", help="measure again over a calibration of another config")
+    add_executor_flags(ca)
+    ca.set_defaults(func=cmd_calibrate)
 
     fr = sub.add_parser("filter-report", help="HTML: score histograms with thresholds, examples near each")
     fr.add_argument("dir", help="a filter output folder")

@@ -24,6 +24,25 @@ def ned_similarity(a: str, b: str) -> float:
     return 1.0 if n == 0 else 1.0 - levenshtein(a, b) / n
 
 
+def char_f1(ocr_text: str, label_text: str) -> float:
+    """Order-free character F1 of OCR output against a label, in [0, 1].
+
+    Both texts become multisets of their non-whitespace characters (exact code points: no case folding,
+    no width normalisation, so an OCR "," for a label's "，" counts as wrong). With `common` the multiset
+    intersection, precision = |common| / |ocr chars| and recall = |common| / |label chars|; F1 is their
+    harmonic mean, 2 |common| / (|ocr chars| + |label chars|). Reading order, line breaks and spaces do not
+    matter; a repeated character counts as often as it occurs in both. Two texts without characters score
+    1.0; one empty and one not score 0.0."""
+    from collections import Counter
+
+    a = Counter(ch for ch in ocr_text if not ch.isspace())
+    b = Counter(ch for ch in label_text if not ch.isspace())
+    na, nb = sum(a.values()), sum(b.values())
+    if na + nb == 0:
+        return 1.0
+    return 2.0 * sum((a & b).values()) / (na + nb)
+
+
 PSNR_EPS = 1e-8  # piq's: PSNR = -10 log10(MSE + 1e-8) on [0, 1], so identical images score 80 dB (finite)
 
 
