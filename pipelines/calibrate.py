@@ -286,9 +286,11 @@ def sample_rng(seed: int, key: str, i: int) -> np.random.Generator:
 
 
 def label_chars(label: dict[str, Any]) -> str:
-    """The characters a sample shows: each line's inked characters (`chars` where they differ from its
-    text, e.g. a character without ink), else its text; whitespace does not matter to char_f1."""
-    return "".join(ln.get("chars", ln["text"]) for ln in label["lines"])
+    """The characters a sample shows (`render_engine.labels.label_text`); whitespace does not matter to
+    char_f1."""
+    from render_engine.labels import label_text
+
+    return label_text(label)
 
 
 _RENDERERS: OrderedDict[str, Any] = OrderedDict()  # per worker process: renderers, least recent out

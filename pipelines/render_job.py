@@ -46,6 +46,10 @@ class OutputConfig:
     png_filter: Literal["up", "sub", "none", "average", "paeth", "adaptive"] = "up"
     quality: int = 95  # jpg/webp quality (1-100)
     samples_per_shard: int = 1000
+    # OCR every sample with the bundled OCR and record its readability in the label (`ocr_score`:
+    # order-free character F1 against the label, and the OCR text). Off by default: about a second per
+    # sample per core, far more than rendering it. Needs the `ocr` extra.
+    ocr_score: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\.{} "):
@@ -107,6 +111,17 @@ def encode(image: np.ndarray, out: OutputConfig) -> bytes:
     if not ok:
         raise RuntimeError(f"{out.format} encoding failed")
     return buf.tobytes()
+
+
+def ocr_score(image: np.ndarray, label: dict[str, Any]) -> dict[str, Any]:
+    """`output.ocr_score`: what the bundled OCR reads in the sample, and its order-free character F1
+    against the label's characters (`textinfuse.metrics.char_f1`, the measure `calibrate` uses)."""
+    from render_engine.labels import label_text
+    from textinfuse import ocr
+    from textinfuse.metrics import char_f1
+
+    text = "\n".join(ln.text for ln in ocr.read(image))
+    return {"char_f1": round(char_f1(text, label_text(label)), 4), "ocr_text": text}
 
 
 def label_members(s) -> dict[str, bytes]:
@@ -174,6 +189,8 @@ def render_shard(job: RenderJobConfig, shard: int, out_dir: str | Path) -> dict[
             lab = s.label
             key = sample_key(shard, i)
             lab["key"] = key
+            if job.output.ocr_score:
+                lab["ocr_score"] = ocr_score(s.image, lab)
             w.write({"__key__": key, job.output.format: encode(s.image, job.output), **label_members(s)})
             n = lab["char_boxes"]["count"]  # labelled (visible) characters
             chars += n
@@ -262,6 +279,11 @@ def run_render(job: RenderJobConfig, out_dir: str | Path, overwrite: bool = Fals
     from render_engine.engine import load_fonts
 
     out_dir = Path(out_dir)
+    if job.output.ocr_score:  # refused here, in one line, not in every worker
+        try:
+            import rapidocr  # noqa: F401
+        except ImportError:
+            raise RuntimeError("output.ocr_score needs the bundled OCR: pip install 'textinfuse[ocr]'") from None
     fonts = load_fonts(job.render)  # here, not only in the workers: a job no font can serve is refused at once
     claim(out_dir, identity(job), overwrite)
     (out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(job), sort_keys=False, allow_unicode=True))

@@ -187,3 +187,9 @@ def characters(label: dict[str, Any], member: bytes | np.ndarray | None = None) 
         columns(label)  # checks it
         return label["characters"]
     return columns(label, member).dicts()
+
+
+def label_text(label: dict[str, Any]) -> str:
+    """The characters a sample shows, line by line (newline-joined): each line's `chars` where the label
+    lists them (they differ from its text), else its text. What an OCR of the image is scored against."""
+    return "\n".join(ln.get("chars", ln["text"]) for ln in label["lines"])

@@ -286,3 +286,22 @@ def test_shards_render_without_garbage_collection_and_leave_no_cycles_per_sample
         assert gc.isenabled()  # restored afterwards
         found.append(gc.collect())
     assert found[2] <= found[1] + 2, found  # garbage cycles do not grow with the number of samples
+
+
+def test_ocr_score_records_what_the_ocr_reads_only_when_asked(tiny_dataset, tmp_path):
+    """output.ocr_score: each label gets the OCR text and its character F1 against the label (off by
+    default, so the default shards carry no such key); an easy, large sample reads well."""
+    from render_engine.config import RenderConfig
+
+    job = RenderJobConfig(seed=3, num_samples=2, render=RenderConfig(width=128, height=128, levels=(1,)),
+                          output=OutputConfig(samples_per_shard=2, ocr_score=True))
+    run_render(job, tmp_path / "o")
+    labels = [json.loads(s["json"]) for s in wds.WebDataset(str(tmp_path / "o" / "textinfuse-000000.tar"),
+                                                            shardshuffle=False)]
+    assert len(labels) == 2
+    for lab in labels:
+        sc = lab["ocr_score"]
+        assert 0.0 <= sc["char_f1"] <= 1.0 and isinstance(sc["ocr_text"], str)
+    assert max(lab["ocr_score"]["char_f1"] for lab in labels) > 0.5
+    plain = next(iter(wds.WebDataset(str(tiny_dataset / "textinfuse-000000.tar"), shardshuffle=False)))
+    assert "ocr_score" not in json.loads(plain["json"])
