@@ -54,7 +54,6 @@ import html
 import io
 import json
 import logging
-import platform
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -64,6 +63,7 @@ from typing import Any, Literal
 import numpy as np
 
 from render_engine.config import LayoutConfig, RenderConfig
+from render_engine.labels import label_text
 from render_engine.levels import LEVELS
 from textinfuse.configio import config_hash, to_dict
 from textinfuse.metrics import char_f1
@@ -285,14 +285,6 @@ def sample_rng(seed: int, key: str, i: int) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(h[:8], "little"), int.from_bytes(h[8:16], "little"), i])
 
 
-def label_chars(label: dict[str, Any]) -> str:
-    """The characters a sample shows (`render_engine.labels.label_text`); whitespace does not matter to
-    char_f1."""
-    from render_engine.labels import label_text
-
-    return label_text(label)
-
-
 _RENDERERS: OrderedDict[str, Any] = OrderedDict()  # per worker process: renderers, least recent out
 _SHARED: dict[str, Any] = {}  # per worker process: text, backgrounds and glyph cache, one set per base config
 
@@ -385,7 +377,7 @@ def calibrate_task(shared: tuple[CalibrateConfig, dict[str, Face]], task: Task) 
         except Exception as e:
             error("render_failed", f"sample {i}: render: {describe(e)}")
             continue
-        want = label_chars(s.label)
+        want = label_text(s.label)
         if not want.strip():
             res["empty"] += 1
             continue
@@ -462,15 +454,13 @@ def _summaries(cells: list[dict[str, Any]], bands: list[float]) -> dict[str, Any
 
 
 def versions() -> dict[str, str]:
+    """The render job's library versions (`render_job.versions`) plus the OCR engine's."""
     from importlib.metadata import PackageNotFoundError, version
 
-    import cv2
+    from .render_job import versions as render_versions
 
-    import render_engine
-
-    out = {"textinfuse": render_engine.__version__, "python": platform.python_version(), "numpy": np.__version__,
-           "opencv": cv2.__version__}
-    for pkg in ("rapidocr", "onnxruntime", "freetype-py"):
+    out = render_versions()
+    for pkg in ("rapidocr", "onnxruntime"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

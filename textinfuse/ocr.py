@@ -206,6 +206,6 @@ def text_of_lines(lines: list[OcrLine], variant: str = DEFAULT_NED_TEXT) -> str:
 def text_of(image: np.ndarray, variant: str = DEFAULT_NED_TEXT) -> str:
     """The text NED compares, by variant: "engine" (`engine_text`, the default) or "normalised"
     (`page_text`). The evaluation and the trainer both call this one function."""
-    if variant not in NED_TEXTS:
+    if variant not in NED_TEXTS:  # before the OCR runs, not after
         raise ValueError(f"NED text {variant!r}: use one of {', '.join(NED_TEXTS)}")
     return text_of_lines(read(image), variant)
