@@ -61,7 +61,7 @@ class LocalExecutor:
         pass
 
 
-FORWARDED_ENV = ("TEXTINFUSE_OCR_DEVICE",)  # settings a job's workers must share with its driver
+FORWARDED_ENV = ("TEXTINFUSE_OCR_DEVICE", "TEXTINFUSE_PLUGINS")  # settings a job's workers must share with its driver
 
 
 class RayExecutor:

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import orjson
@@ -28,7 +28,10 @@ from textinfuse.configio import config_hash, to_dict
 from textinfuse.progress import Progress
 
 from .executors import Executor, LocalExecutor
-from .filters import ordered
+from .filters import check_sections, config_class, ordered
+from .filters.clarity import ClarityConfig  # noqa: F401 (re-exported: scripts import the sections from here)
+from .filters.text_density import TextDensityConfig  # noqa: F401
+from .filters.validity import ValidityConfig  # noqa: F401
 from .jobdir import Identity, claim
 from .shards import ShardWriter, read_stats, sample_key, shard_name, write_json_atomic
 
@@ -37,64 +40,27 @@ SCORES = "filter.json"  # the member holding a kept sample's scores and source
 
 
 @dataclass(frozen=True)
-class ValidityConfig:
-    min_side: int = 128  # px, shorter side
-    max_aspect: float = 4.0  # long side / short side
-    max_pixels: int = 64_000_000  # larger images are refused unread (decompression bombs)
+class FilterJobFields:
+    """The filter job's config: these fields, then a section per registered filter under its name
+    (`validity`, `clarity`, `text_density`, a plugin's...), typed by the filter's own config dataclass.
+    Use it as `FilterConfig`, which this module assembles from the filter registry."""
 
-
-@dataclass(frozen=True)
-class ClarityConfig:
-    enabled: bool = True
-    norm_side: int = 512  # blur measures are computed with the long side shrunk to this
-    # Defaults from benchmarks/filter_quality.py (joint F1 optimum on its evaluation set, rounded):
-    # peak_sharpness and ringing do most of the work; the others are guards with loose thresholds.
-    min_peak_sharpness: float = 0.8  # a 1.5-px blur or 3x resampling leaves less everywhere
-    min_laplacian_var: float = 2.0  # almost no detail at all
-    min_hf_energy: float = 0.00005
-    min_upscale_ratio: float = 0.02  # catches 2x upscaled text; photos upscaled 2x only partly
-    max_blockiness: float = 1.45
-    max_ringing: float = 11.0  # grey levels; text at JPEG q10-50 ~14-16, q75 ~11, q85 ~8, q95 ~3
-
-
-@dataclass(frozen=True)
-class TextDensityConfig:
-    enabled: bool = True
-    # Presence pass: text detection only, with the long side shrunk to presence_side, but never below
-    # presence_min_scale of the original (a 512 crop is seen at 256 px, a 1400 px page at 700): on
-    # 512 crops, 256 px finds the same boxes as 512 px at a quarter of the cost (benchmarks/filter_quality.py).
-    presence_side: int = 256
-    presence_min_scale: float = 0.5
-    # Recognition, only where presence passed, of which lines (benchmarks/filter_quality.py, 512 crops):
-    #   "presence": the presence pass's boxes, no second detection: the filter spends 3.6x less OCR time
-    #               than full OCR on an 80 % photo corpus; characters found vs full OCR: median 0.996,
-    #               p5 0.83 (small text seen at half size is sometimes cut short);
-    #   "native":   detected again at the image's own size (shrunk above recognition_side): 2.5x, median
-    #               1.000, p5 0.97;
-    #   "engine":   the engine's own full pass (enlarges small images to a 736 px short side first).
-    recognition: str = "presence"
-    recognition_side: int = 1600
-    min_presence_boxes: int = 2  # recognition runs only from this many detected boxes
-    min_chars: int = 30
-    min_chars_per_mp: float = 400.0  # real 100-150 dpi pages: p5 ~500; dense 256x256 crops: 3,000-9,000
-    min_confidence: float = 0.75
-
-    def __post_init__(self) -> None:
-        if self.recognition not in ("native", "presence", "engine"):
-            raise ValueError(f"recognition {self.recognition!r}: use native, presence or engine")
-
-
-@dataclass(frozen=True)
-class FilterConfig:
     name: str = "filtered"  # output shard prefix
     files_per_task: int = 256  # loose files per unit of work (a tar is always one unit)
-    validity: ValidityConfig = field(default_factory=ValidityConfig)
-    clarity: ClarityConfig = field(default_factory=ClarityConfig)
-    text_density: TextDensityConfig = field(default_factory=TextDensityConfig)
 
     def __post_init__(self) -> None:
         if self.files_per_task < 1:
             raise ValueError("files_per_task must be >= 1")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FilterConfig":  # built on use, so a filter from a plugin loaded later gets its section
+        return config_class(FilterJobFields, "FilterConfig", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if TYPE_CHECKING:  # for the annotations below: the assembled class is a subclass
+    FilterConfig = FilterJobFields
 
 
 @dataclass(frozen=True)
@@ -198,6 +164,7 @@ def score_one(ref: BgRef, cfg: FilterConfig, prior: dict[str, Any] | None) -> tu
 def filter_unit(shared: tuple[FilterConfig, str, str], unit: Unit) -> dict[str, Any]:
     """Score one unit, publish its kept images and its scores part; return its stats (written last)."""
     cfg, out_dir, job_hash = shared
+    check_sections(cfg, FilterJobFields)
     out = Path(out_dir)
     cv2.setNumThreads(1)  # one task per core: OpenCV's own threads would only contend with other tasks
     t0, c0 = time.perf_counter(), time.process_time()

@@ -106,9 +106,17 @@ class LayoutConfig:
             raise ValueError("layout.paper_tint must be in [0, 255]")
 
 
+def _default_effects() -> tuple[str, ...]:
+    from .effects import default_enabled
+
+    return default_enabled()
+
+
 @dataclass(frozen=True)
 class EffectsConfig:
-    enabled: tuple[str, ...] = ("plate", "stroke", "shadow", "rotate", "perspective", "blur", "noise", "jpeg")
+    # default: every registered effect that is on by default (today plate, stroke, shadow, rotate,
+    # perspective, blur, noise, jpeg); an effect module or plugin file is active without editing this
+    enabled: tuple[str, ...] = field(default_factory=_default_effects)
     strength: float = 1.0  # multiplies every effect's per-level chance (0 disables all)
 
     def __post_init__(self) -> None:

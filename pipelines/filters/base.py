@@ -2,11 +2,13 @@
 
 Scores are separate from decisions, so thresholds can be re-applied later without re-scoring
 (`textinfuse filter --rescore`). Filters run cheapest first; once one rejects an image, the costlier
-ones are skipped (their scores are computed later if a looser config needs them).
+ones are skipped (their scores are computed later if a looser config needs them). A filter owns its
+config: a dataclass of its thresholds, which becomes its section of the job's `FilterConfig`.
 
 A filter's decision is a list of `Rule`s, checked in order: the first that fails gives the reason. The
 rules are data, so the job (which scores a rescore needs), the report (which thresholds to draw) and the
 benchmarks read them from the filter itself: adding a filter or a threshold is a one-file change.
+(A rule's `key` must be a field of the filter's `config`; the config assembly checks it.)
 """
 
 from __future__ import annotations
@@ -37,12 +39,23 @@ class Rule:
         return value >= threshold if self.way == "min" else value <= threshold
 
 
+@dataclass(frozen=True)
+class Switch:
+    """The config of a filter that has no settings but whether it runs."""
+
+    enabled: bool = True
+
+
 class Filter:
-    """Subclass: set `name`, `order` (cheap first) and `rules`, write `score`. `cfg` is this filter's
-    section of the FilterConfig (a frozen dataclass); a section with `enabled = False` keeps everything."""
+    """Subclass: set `name`, `order` (cheap first), `config` and `rules`, write `score`.
+
+    `config` is the filter's own frozen dataclass (its thresholds and settings, with defaults); the filter
+    job's `FilterConfig` gets a section of that type under the filter's name (`--set NAME.KEY=V`), and
+    `cfg` below is that section. A section with `enabled = False` keeps everything."""
 
     name: ClassVar[str]
     order: ClassVar[int]
+    config: ClassVar[type] = Switch
     rules: ClassVar[tuple[Rule, ...]] = ()
 
     def score(self, image: np.ndarray, info: dict[str, Any], cfg: Any) -> dict[str, float]:

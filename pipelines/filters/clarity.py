@@ -26,6 +26,7 @@ aligned to the 8-px JPEG grid of the file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -151,9 +152,24 @@ def measures(rgb: np.ndarray, norm_side: int = 512, crop: int = 512) -> dict[str
             "ringing": round(ringing(c, lap16), 4)}
 
 
+@dataclass(frozen=True)
+class ClarityConfig:
+    enabled: bool = True
+    norm_side: int = 512  # blur measures are computed with the long side shrunk to this
+    # Defaults from benchmarks/filter_quality.py (joint F1 optimum on its evaluation set, rounded):
+    # peak_sharpness and ringing do most of the work; the others are guards with loose thresholds.
+    min_peak_sharpness: float = 0.8  # a 1.5-px blur or 3x resampling leaves less everywhere
+    min_laplacian_var: float = 2.0  # almost no detail at all
+    min_hf_energy: float = 0.00005
+    min_upscale_ratio: float = 0.02  # catches 2x upscaled text; photos upscaled 2x only partly
+    max_blockiness: float = 1.45
+    max_ringing: float = 11.0  # grey levels; text at JPEG q10-50 ~14-16, q75 ~11, q85 ~8, q95 ~3
+
+
 class Clarity(Filter):
     name = "clarity"
     order = 10
+    config = ClarityConfig
     rules = (Rule("peak_sharpness", "min_peak_sharpness", "min", "blurry"),
              Rule("laplacian_var", "min_laplacian_var", "min", "blurry", log=True),
              Rule("hf_energy", "min_hf_energy", "min", "blurry", log=True),

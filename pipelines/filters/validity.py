@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -9,9 +10,17 @@ import numpy as np
 from .base import Filter, Rule
 
 
+@dataclass(frozen=True)
+class ValidityConfig:
+    min_side: int = 128  # px, shorter side
+    max_aspect: float = 4.0  # long side / short side
+    max_pixels: int = 64_000_000  # larger images are refused unread (decompression bombs)
+
+
 class Validity(Filter):
     name = "validity"
     order = 0
+    config = ValidityConfig
     rules = (Rule("short_side", "min_side", "min", "too_small"),
              Rule("aspect", "max_aspect", "max", "extreme_aspect"))
 

@@ -74,11 +74,18 @@ class EffectContext:
 
 
 class Effect:
-    """Subclass, set `name`, `stage`, `p_by_level` (chance of use at levels 1..5), write sample/apply."""
+    """Subclass, set `name`, `stage`, `p_by_level` (chance of use at levels 1..5), write sample/apply.
+
+    `enabled_by_default`: listed in the default `effects.enabled` (a new effect is active without a
+    config edit; set False for one users must ask for). `default_rank`: its place in that list, which
+    only names the effects (they apply by stage, then name); the built-ins' ranks keep the list, and so
+    the default configs' hashes, as they were before the list was built from the registry."""
 
     name: ClassVar[str]
     stage: ClassVar[str]
     p_by_level: ClassVar[tuple[float, float, float, float, float]]
+    enabled_by_default: ClassVar[bool] = True
+    default_rank: ClassVar[int] = 100
 
     def probability(self, level: int) -> float:
         return self.p_by_level[min(max(level, 1), 5) - 1]

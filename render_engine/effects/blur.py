@@ -12,6 +12,7 @@ class Blur(Effect):
     name = "blur"
     stage = "image"
     p_by_level = (0.05, 0.1, 0.15, 0.2, 0.25)
+    default_rank = 60
 
     def sample(self, rng: np.random.Generator, ctx: EffectContext) -> dict | None:
         hi = 0.5 if ctx.min_px < 8 else 0.9

@@ -12,6 +12,7 @@ class Jpeg(Effect):
     name = "jpeg"
     stage = "image"
     p_by_level = (0.05, 0.1, 0.15, 0.2, 0.25)
+    default_rank = 80
 
     def sample(self, rng: np.random.Generator, ctx: EffectContext) -> dict | None:
         lo = 70 if ctx.level <= 2 else 45

@@ -12,6 +12,7 @@ class Noise(Effect):
     name = "noise"
     stage = "image"
     p_by_level = (0.05, 0.1, 0.15, 0.2, 0.25)
+    default_rank = 70
 
     def sample(self, rng: np.random.Generator, ctx: EffectContext) -> dict | None:
         return {"sigma": round(float(rng.uniform(1.5, 2.5 + 1.5 * ctx.level)), 3), "seed": int(rng.integers(2**31))}

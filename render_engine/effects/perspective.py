@@ -18,6 +18,7 @@ class Perspective(Effect):
     name = "perspective"
     stage = "geometry"
     p_by_level = (0.05, 0.1, 0.15, 0.2, 0.25)
+    default_rank = 50
     max_frac = 0.03
 
     def sample(self, rng: np.random.Generator, ctx: EffectContext) -> dict | None:

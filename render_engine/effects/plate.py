@@ -13,6 +13,7 @@ class Plate(Effect):
     name = "plate"
     stage = "text"
     p_by_level = (0.25, 0.15, 0.08, 0.04, 0.02)
+    default_rank = 10
 
     def sample(self, rng: np.random.Generator, ctx: EffectContext) -> dict | None:
         if not ctx.line_boxes:

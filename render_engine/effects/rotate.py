@@ -17,6 +17,7 @@ class Rotate(Effect):
     name = "rotate"
     stage = "geometry"
     p_by_level = (0.15, 0.25, 0.3, 0.35, 0.4)
+    default_rank = 40
     max_deg = 3.0
 
     def sample(self, rng: np.random.Generator, ctx: EffectContext) -> dict | None:

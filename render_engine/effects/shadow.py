@@ -12,6 +12,7 @@ class Shadow(Effect):
     name = "shadow"
     stage = "text"
     p_by_level = (0.05, 0.08, 0.1, 0.12, 0.12)
+    default_rank = 30
 
     def sample(self, rng: np.random.Generator, ctx: EffectContext) -> dict | None:
         reach = 1 if ctx.min_px < 12 else 2

@@ -12,6 +12,7 @@ class Stroke(Effect):
     name = "stroke"
     stage = "text"
     p_by_level = (0.05, 0.08, 0.1, 0.1, 0.08)
+    default_rank = 20
 
     def sample(self, rng: np.random.Generator, ctx: EffectContext) -> dict | None:
         if ctx.min_px < 9:
