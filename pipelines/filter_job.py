@@ -3,7 +3,8 @@
 Inputs (folders, globs, brace patterns, list files, WebDataset tars) become units of work: one per input
 tar, or one per `files_per_task` loose files. Each unit writes a shard of the kept images (original
 bytes, untouched, with a JSON of scores and source), a part of `scores.jsonl` (one line for every input)
-and, last, its stats (the done marker), with the same executors, atomic publishing and resume as render.
+and, last, its stats (the done marker): the same shard-job skeleton as render (`shard_job.run_shards`,
+with `FilterShards`), so the same executors, atomic publishing and resume.
 `--rescore` re-applies new thresholds to recorded scores, computing only scores that are missing.
 """
 

@@ -2,7 +2,8 @@
 
 Every sample's generator is seeded from (run seed, shard, index), so shards are independent of worker
 count and order; the same config and seed give byte-identical shards. Done shards (stats present, config
-hash matching) are skipped, so an interrupted run resumes where it stopped.
+hash matching) are skipped, so an interrupted run resumes where it stopped: `run_render` is the shard-job
+skeleton (`shard_job.run_shards`) with the render's parts (`RenderShards`).
 """
 
 from __future__ import annotations
