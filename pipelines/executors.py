@@ -1,9 +1,11 @@
 """Executors: run one task per shard, in this process (`local`) or on Ray (`ray`), behind one interface.
 
 `run(fn, shared, items, on_result)` calls `fn(shared, item)` for every item (`shared` is sent to the
-workers once) and reports each outcome to `on_result(item, result, error)` as it arrives (in the driver). Ray runs a bounded number of tasks at once (back-pressure
-through `ray.wait`), retries tasks whose worker died (`max_retries`), and re-runs tasks that raised once
-more at the end, so a shard only fails if it fails twice. This module is the only one that imports Ray.
+workers once) and reports each outcome to `on_result(item, result, error)` as it arrives (in the driver).
+An executor only supplies one pass over the items; `retry_once` runs a task that raised once more, after
+all the others, for every executor alike, so a shard only fails if it fails twice. Ray also runs a
+bounded number of tasks at once (back-pressure through `ray.wait`) and retries tasks whose worker died
+(`max_retries`). This module is the only one that imports Ray.
 """
 
 from __future__ import annotations
@@ -28,6 +30,31 @@ def describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+Report = Callable[[Any, Any, BaseException | None], None]  # one pass's outcome: (item, result, exception)
+
+
+def retry_once(one_pass: Callable[[Sequence[Any], Report], None], items: Sequence[Any], on_result: OnResult) -> None:
+    """Every executor's retry rule, written once: `one_pass(items, report)` runs each item once and reports
+    it; the items that raised run once more, after all the others, and only that second outcome reaches
+    `on_result` (an error as `describe`'s one line). So an item fails only if it fails twice."""
+    failed: list[Any] = []
+
+    def first(item: Any, result: Any, error: BaseException | None) -> None:
+        if error is None:
+            on_result(item, result, None)
+            return
+        failed.append(item)
+        log.warning("task %s failed, will retry at the end: %s", item, describe(error),
+                    exc_info=error if log.isEnabledFor(logging.DEBUG) else None)
+
+    def second(item: Any, result: Any, error: BaseException | None) -> None:
+        on_result(item, result, None if error is None else describe(error))
+
+    one_pass(items, first)
+    if failed:
+        one_pass(failed, second)
+
+
 class Executor(Protocol):
     def run(self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], on_result: OnResult) -> None: ...
 
@@ -40,22 +67,16 @@ class LocalExecutor:
     workers = 1
 
     def run(self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], on_result: OnResult) -> None:
-        failed = []
-        for item in items:
-            try:
-                result = fn(shared, item)
-            except Exception as e:
-                failed.append(item)
-                log.warning("task %s failed, will retry at the end: %s", item, describe(e), exc_info=log.isEnabledFor(logging.DEBUG))
-                continue
-            on_result(item, result, None)
-        for item in failed:
-            try:
-                result = fn(shared, item)
-            except Exception as e:
-                on_result(item, None, describe(e))
-                continue
-            on_result(item, result, None)
+        def one_pass(items: Sequence[Any], report: Report) -> None:
+            for item in items:
+                try:
+                    result = fn(shared, item)
+                except Exception as e:
+                    report(item, None, e)
+                    continue
+                report(item, result, None)
+
+        retry_once(one_pass, items, on_result)
 
     def close(self) -> None:
         pass
@@ -95,10 +116,10 @@ class RayExecutor:
     def run(self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], on_result: OnResult) -> None:
         ray = self._ray
         task = ray.remote(num_cpus=1, max_retries=self.max_retries)(fn)
-        shared_ref = ray.put(shared)
-        pending = list(items)
-        failed: list[Any] = []
-        for attempt in (1, 2):
+        shared_ref = ray.put(shared)  # once, for both passes
+
+        def one_pass(items: Sequence[Any], report: Report) -> None:
+            pending = list(items)
             running: dict[Any, Any] = {}
             # Ctrl-C propagates as is. No ray.cancel here: force-cancelling a task whose reply is already on
             # its way trips a CHECK in Ray 2.60's task manager and kills the driver with exit 1. Ray itself
@@ -113,14 +134,11 @@ class RayExecutor:
                     try:
                         result = ray.get(ref)
                     except Exception as e:  # a task that raised, or died more than max_retries times
-                        if attempt == 1:
-                            failed.append(item)
-                            log.warning("task %s failed, will retry at the end: %s", item, describe(e))
-                        else:
-                            on_result(item, None, describe(e))
+                        report(item, None, e)
                         continue
-                    on_result(item, result, None)
-            pending, failed = failed, []
+                    report(item, result, None)
+
+        retry_once(one_pass, items, on_result)
 
     def close(self) -> None:
         if self.owned and self._ray.is_initialized():

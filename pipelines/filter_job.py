@@ -3,7 +3,8 @@
 Inputs (folders, globs, brace patterns, list files, WebDataset tars) become units of work: one per input
 tar, or one per `files_per_task` loose files. Each unit writes a shard of the kept images (original
 bytes, untouched, with a JSON of scores and source), a part of `scores.jsonl` (one line for every input)
-and, last, its stats (the done marker), with the same executors, atomic publishing and resume as render.
+and, last, its stats (the done marker): the same shard-job skeleton as render (`shard_job.run_shards`,
+with `FilterShards`), so the same executors, atomic publishing and resume.
 `--rescore` re-applies new thresholds to recorded scores, computing only scores that are missing.
 """
 
@@ -24,16 +25,16 @@ import cv2
 import orjson
 
 from render_engine.backgrounds import BadImage, BgRef, decode_with_info, expand_sources, name_fields
-from textinfuse.configio import config_hash, to_dict
-from textinfuse.progress import Progress
+from textinfuse.configio import config_hash
 
-from .executors import Executor, LocalExecutor
+from .executors import Executor
 from .filters import check_sections, config_class, ordered
 from .filters.clarity import ClarityConfig  # noqa: F401 (re-exported: scripts import the sections from here)
 from .filters.text_density import TextDensityConfig  # noqa: F401
 from .filters.validity import ValidityConfig  # noqa: F401
-from .jobdir import Identity, claim
-from .shards import ShardWriter, read_stats, sample_key, shard_name, write_json_atomic
+from .jobdir import Identity
+from .shard_job import ShardJob, Work, run_shards
+from .shards import ShardWriter, sample_key, shard_name
 
 log = logging.getLogger(__name__)
 SCORES = "filter.json"  # the member holding a kept sample's scores and source
@@ -161,6 +162,11 @@ def score_one(ref: BgRef, cfg: FilterConfig, prior: dict[str, Any] | None) -> tu
     return rec, data, ext
 
 
+def scores_part(shard: int) -> str:
+    """A unit's part of scores.jsonl (relative to the folder), published with its shard, before its stats."""
+    return f"scores/part-{shard:06d}.jsonl"
+
+
 def filter_unit(shared: tuple[FilterConfig, str, str], unit: Unit) -> dict[str, Any]:
     """Score one unit, publish its kept images and its scores part; return its stats (written last)."""
     cfg, out_dir, job_hash = shared
@@ -184,7 +190,7 @@ def filter_unit(shared: tuple[FilterConfig, str, str], unit: Unit) -> dict[str, 
                  "reasons": dict(reasons), "wall_s": round(time.perf_counter() - t0, 3),
                  "cpu_s": round(time.process_time() - c0, 3)}
         (out / "scores").mkdir(exist_ok=True)
-        w.publish(stats, [(out / "scores" / f"part-{unit.index:06d}.jsonl", b"\n".join(lines) + (b"\n" if lines else b""))])
+        w.publish(stats, [(out / scores_part(unit.index), b"\n".join(lines) + (b"\n" if lines else b""))])
     return stats
 
 
@@ -224,11 +230,47 @@ def identity(cfg: FilterConfig, units: list[Unit], rescore_from: str | Path | No
         "rescore_from": name_fields("dir", os.fspath(rescore_from or ""))})
 
 
+class FilterShards(ShardJob):
+    """The filter job's parts for the shard-job skeleton (`shard_job.run_shards`): one shard per unit."""
+
+    unit, size_field = "images", "inputs"
+
+    def __init__(self, inputs: list[str], cfg: FilterConfig, out_dir: Path, units: list[Unit], problems,
+                 rescore_from: str | Path | None):
+        self.inputs, self.units, self.problems, self.rescore_from = inputs, units, problems, rescore_from
+        self.identity, self.config = identity(cfg, units, rescore_from), cfg
+        self.config_hash = config_hash(self.identity.fields)
+        self.work = [Work(u.index, len(u.refs), u) for u in units]
+        self.task, self.shared = filter_unit, (cfg, str(out_dir), self.config_hash)
+
+    def companions(self, index: int) -> tuple[str, ...]:
+        return (scores_part(index),)
+
+    def finish(self, out: Path, done: list[dict[str, Any]]) -> dict[str, Any]:
+        """scores.jsonl (every part, in unit order), and the filter's manifest keys."""
+        tmp = out / "_tmp" / "scores.jsonl.part"
+        tmp.parent.mkdir(exist_ok=True)
+        with open(tmp, "wb") as f:
+            for u in self.units:
+                part = out / scores_part(u.index)
+                if part.exists():
+                    f.write(part.read_bytes())
+        tmp.replace(out / "scores.jsonl")
+        reasons: Counter = Counter()
+        for st in done:
+            reasons.update(st["reasons"])
+        return {"inputs": self.inputs, "rescore_from": str(self.rescore_from or ""), "input_problems": self.problems,
+                "totals": {"inputs": sum(len(u.refs) for u in self.units), "kept": reasons.get("kept", 0),
+                           "reasons": dict(sorted(reasons.items()))}}
+
+    def summary(self, manifest: dict[str, Any], out: Path) -> str:
+        return f"{manifest['totals']['kept']} of {manifest['totals']['inputs']} images kept -> {out}"
+
+
 def run_filter(inputs: list[str], cfg: FilterConfig, out_dir: str | Path, executor: Executor | None = None,
                rescore_from: str | Path | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Filter `inputs` into `out_dir` (resumable; a folder of another filter run is refused unless
     `overwrite`); with `rescore_from`, reuse that run's scores."""
-    out = Path(out_dir)
     units, problems = make_units(inputs, cfg.files_per_task)
     if not units:  # nothing to filter is an error, never an empty success
         why = "; ".join(f"{src}: {reason}" for src, reason in problems[:3]) or "no inputs given"
@@ -237,51 +279,5 @@ def run_filter(inputs: list[str], cfg: FilterConfig, out_dir: str | Path, execut
         prior = load_prior(Path(rescore_from) / "scores.jsonl")
         units = [Unit(u.index, u.refs, tuple(prior.get(json.dumps(source_of(r), sort_keys=True)) for r in u.refs))
                  for u in units]
-    ident = identity(cfg, units, rescore_from)
-    claim(out, ident, overwrite)
-    job_hash = config_hash(ident.fields)
-    done = set()
-    for u in units:
-        st = read_stats(out, cfg.name, u.index)
-        if st and st.get("config_hash") == job_hash and (out / "scores" / f"part-{u.index:06d}.jsonl").exists():
-            done.add(u.index)
-    total = sum(len(u.refs) for u in units)
-    prog = Progress(total, "images", already=sum(len(u.refs) for u in units if u.index in done))
-    failed: list[dict[str, Any]] = []
-
-    def on_result(unit: Unit, stats: dict[str, Any] | None, error: str | None) -> None:
-        if error:
-            failed.append({"shard": unit.index, "reason": error})
-            prog.advance(0, failures=len(unit.refs))
-        else:
-            prog.advance(stats["inputs"])
-
-    ex = executor or LocalExecutor()
-    ex.run(filter_unit, (cfg, str(out), job_hash), [u for u in units if u.index not in done], on_result)
-    prog.close()
-    return _finish(out, cfg, units, inputs, problems, failed, job_hash, rescore_from)
-
-
-def _finish(out: Path, cfg: FilterConfig, units: list[Unit], inputs: list[str], problems, failed, job_hash,
-            rescore_from) -> dict[str, Any]:
-    reasons: Counter = Counter()
-    tmp = out / "_tmp" / "scores.jsonl.part"
-    tmp.parent.mkdir(exist_ok=True)
-    with open(tmp, "wb") as f:
-        for u in units:
-            part = out / "scores" / f"part-{u.index:06d}.jsonl"
-            if part.exists():
-                f.write(part.read_bytes())
-    tmp.replace(out / "scores.jsonl")
-    stats = [read_stats(out, cfg.name, u.index) for u in units]
-    for st in stats:
-        if st:
-            reasons.update(st["reasons"])
-    manifest = {"kind": "filter", "num_shards": len(units), "inputs": inputs, "config": to_dict(cfg), "config_hash": job_hash, "rescore_from": str(rescore_from or ""),
-                "totals": {"inputs": sum(len(u.refs) for u in units), "kept": reasons.get("kept", 0),
-                           "reasons": dict(sorted(reasons.items()))},
-                "input_problems": problems, "failed_shards": failed,
-                "shards": [{k: st[k] for k in ("shard", "file", "count", "bytes", "sha256")} for st in stats if st]}
-    write_json_atomic(out / "manifest.json", manifest)
-    log.info("%d of %d images kept -> %s", manifest["totals"]["kept"], manifest["totals"]["inputs"], out)
-    return manifest
+    job = FilterShards(inputs, cfg, Path(out_dir), units, problems, rescore_from)
+    return run_shards(job, out_dir, overwrite, executor)

@@ -2,7 +2,8 @@
 
 Every sample's generator is seeded from (run seed, shard, index), so shards are independent of worker
 count and order; the same config and seed give byte-identical shards. Done shards (stats present, config
-hash matching) are skipped, so an interrupted run resumes where it stopped.
+hash matching) are skipped, so an interrupted run resumes where it stopped: `run_render` is the shard-job
+skeleton (`shard_job.run_shards`) with the render's parts (`RenderShards`).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from render_engine.labels import CHARS_MEMBER, encode_boxes
 from textinfuse.configio import config_hash, to_dict
 from textinfuse.progress import Progress
 
-from .executors import Executor, LocalExecutor
-from .jobdir import Identity, claim
+from .executors import Executor
+from .jobdir import Identity
 from .png import encode_png
-from .shards import ShardWriter, read_stats, sample_key, shard_name, sweep_tmp, write_json_atomic
+from .shard_job import ShardJob, Work, run_shards
+from .shards import ShardWriter, sample_key, shard_name
 
 log = logging.getLogger(__name__)
 
@@ -225,12 +227,6 @@ def render_shard(job: RenderJobConfig, shard: int, out_dir: str | Path) -> dict[
     return stats
 
 
-def is_done(job: RenderJobConfig, out_dir: Path, shard: int) -> bool:
-    st = read_stats(out_dir, job.output.name, shard)
-    return bool(st and st.get("config_hash") == job.content_hash() and st.get("count") == job.shard_size(shard)
-                and (out_dir / st["file"]).exists())
-
-
 class ShortShard(RuntimeError):
     """Some samples of a shard could not be rendered: the shard is failed, never published short."""
 
@@ -242,69 +238,55 @@ def identity(job: RenderJobConfig) -> Identity:
         "render_config": config_hash(job.render), "output_config": config_hash(job.output)})
 
 
-def write_manifest(job: RenderJobConfig, out_dir: Path, failed: list[dict],
-                   skipped_fonts: list[tuple[str, str]] = ()) -> dict[str, Any]:
-    shards = [read_stats(out_dir, job.output.name, s) for s in range(job.num_shards)]
-    done = [s for s in shards if s]
-    totals: dict[str, Any] = {"samples": sum(s["count"] for s in done), "shards": len(done),
-                              "bytes": sum(s["bytes"] for s in done), "chars": sum(s["chars"] for s in done),
-                              "dropped_chars": sum(s["dropped_chars"] for s in done)}
-    hist: dict[str, Counter] = {}
-    for s in done:
-        for k, v in s["histograms"].items():
-            hist.setdefault(k, Counter()).update(v)
-    bad = list({json.dumps(b, sort_keys=True): b for s in done for b in s["bad_backgrounds"]}.values())
-    manifest = {"kind": "render", "config": to_dict(job), "config_hash": job.content_hash(), "seed": job.seed, "recipe": job.recipe,
-                "num_shards": job.num_shards, "totals": totals, "bad_backgrounds": bad, "failed_shards": failed,
-                "skipped_fonts": [{**name_fields("path", p), "reason": why} for p, why in skipped_fonts],
-                "histograms": {k: dict(sorted(v.items())) for k, v in hist.items()},
-                "shards": [{k: s[k] for k in ("shard", "file", "count", "bytes", "sha256")} for s in done],
-                "versions": versions()}
-    write_json_atomic(out_dir / "manifest.json", manifest)
-    return manifest
-
-
 def render_task(shared: tuple[RenderJobConfig, str], shard: int) -> dict[str, Any]:
     """The unit of work an executor runs: one shard (module level, so Ray workers can import it)."""
     job, out_dir = shared
     return render_shard(job, shard, out_dir)
 
 
+class RenderShards(ShardJob):
+    """The render job's parts for the shard-job skeleton (`shard_job.run_shards`)."""
+
+    unit, size_field = "samples", "count"
+
+    def __init__(self, job: RenderJobConfig, out_dir: Path, skipped_fonts: list[tuple[str, str]] = ()):
+        self.job, self.skipped_fonts, self.task = job, skipped_fonts, render_task
+        self.identity, self.config, self.config_hash = identity(job), job, job.content_hash()
+        self.work = [Work(s, job.shard_size(s), s) for s in range(job.num_shards)]
+        self.shared = (job, str(out_dir))
+
+    def start(self, out: Path) -> None:
+        import yaml
+
+        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(self.job), sort_keys=False, allow_unicode=True))
+
+    def finish(self, out: Path, done: list[dict[str, Any]]) -> dict[str, Any]:
+        totals: dict[str, Any] = {"samples": sum(s["count"] for s in done), "shards": len(done),
+                                  "bytes": sum(s["bytes"] for s in done), "chars": sum(s["chars"] for s in done),
+                                  "dropped_chars": sum(s["dropped_chars"] for s in done)}
+        hist: dict[str, Counter] = {}
+        for s in done:
+            for k, v in s["histograms"].items():
+                hist.setdefault(k, Counter()).update(v)
+        bad = list({json.dumps(b, sort_keys=True): b for s in done for b in s["bad_backgrounds"]}.values())
+        return {"seed": self.job.seed, "recipe": self.job.recipe, "totals": totals, "bad_backgrounds": bad,
+                "skipped_fonts": [{**name_fields("path", p), "reason": why} for p, why in self.skipped_fonts],
+                "histograms": {k: dict(sorted(v.items())) for k, v in hist.items()}, "versions": versions()}
+
+    def summary(self, manifest: dict[str, Any], out: Path) -> str:
+        return f"{manifest['totals']['samples']} samples in {manifest['totals']['shards']} shards -> {out}"
+
+
 def run_render(job: RenderJobConfig, out_dir: str | Path, overwrite: bool = False,
                executor: Executor | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Render every shard not yet done (in this process unless an executor is given), then write
     manifest.json and config.yaml. Failed shards are listed in the manifest under "failed_shards"."""
-    import yaml
-
     from render_engine.engine import load_fonts
 
-    out_dir = Path(out_dir)
     if job.output.ocr_score:  # refused here, in one line, not in every worker
         try:
             import rapidocr  # noqa: F401
         except ImportError:
             raise RuntimeError("output.ocr_score needs the bundled OCR: pip install 'textinfuse[ocr]'") from None
     fonts = load_fonts(job.render)  # here, not only in the workers: a job no font can serve is refused at once
-    claim(out_dir, identity(job), overwrite)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(job), sort_keys=False, allow_unicode=True))
-    todo = [s for s in range(job.num_shards) if not is_done(job, out_dir, s)]
-    prog = progress or Progress(job.num_samples, "samples", already=job.num_samples - sum(job.shard_size(s) for s in todo))
-    if len(todo) < job.num_shards:
-        log.info("resuming: %d of %d shards already done", job.num_shards - len(todo), job.num_shards)
-    failed: list[dict[str, Any]] = []
-
-    def on_result(shard: int, stats: dict[str, Any] | None, error: str | None) -> None:
-        if error is not None:
-            failed.append({"shard": shard, "reason": error})
-            log.error("shard %d failed: %s", shard, error)
-            prog.advance(0, failures=job.shard_size(shard))
-        else:
-            prog.advance(stats["count"])
-
-    ex = executor or LocalExecutor()
-    ex.run(render_task, (job, str(out_dir)), todo, on_result)
-    prog.close()
-    sweep_tmp(out_dir)
-    manifest = write_manifest(job, out_dir, sorted(failed, key=lambda f: f["shard"]), fonts.skipped)
-    log.info("%d samples in %d shards -> %s", manifest["totals"]["samples"], manifest["totals"]["shards"], out_dir)
-    return manifest
+    return run_shards(RenderShards(job, Path(out_dir), fonts.skipped), out_dir, overwrite, executor, progress)
