@@ -11,7 +11,7 @@ F1 of its output against the label (`textinfuse.metrics.char_f1`):
    in `effects` ("none" or an effect of `render_engine/effects/`), `samples_per_cell` controlled samples:
    that one face, that em size, page layout (one column, on the paper sheet; `cell_mode: scene` sets
    scene text straight on the photo instead), the contrast and background choice of `cell_level` (level
-   1: WCAG 7-12, calmest of 4 crops) and only that effect, with its chance raised to 1
+   1: WCAG 7-21, calmest of 4 crops) and only that effect, with its chance raised to 1
    (`effects.strength` = 1 / the effect's chance at `cell_level`; an effect may still decline a sample,
    perspective where the warp would push text off the canvas: `applied` counts where it did).
    The size is fixed honestly, not by a level whose range happens to cover it: `text.level_scale` stretches

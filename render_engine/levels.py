@@ -2,8 +2,8 @@
 
 | level | name        | char px (em) | contrast (WCAG) | background               | effect chance |
 |-------|-------------|--------------|-----------------|--------------------------|---------------|
-| 1     | easy        | 14-20        | 7-12            | calmest of 4 crops       | low           |
-| 2     | moderate    | 10-16        | 4.5-8           | calmer of 2 crops        | low-medium    |
+| 1     | easy        | 14-20        | 7-21            | calmest of 4 crops       | low           |
+| 2     | moderate    | 10-16        | 4.5-12          | calmer of 2 crops        | low-medium    |
 | 3     | medium      | 8-13         | 3-5             | any crop                 | medium        |
 | 4     | challenging | 6-10         | 2-3.5           | busier of 2 crops        | medium-high   |
 | 5     | hard        | 5-7          | 1.5-2.5         | busiest of 4 crops       | high          |
@@ -28,8 +28,8 @@ class Level:
 
 
 LEVELS: dict[int, Level] = {
-    1: Level(1, "easy", (14, 20), (7.0, 12.0), 4),
-    2: Level(2, "moderate", (10, 16), (4.5, 8.0), 2),
+    1: Level(1, "easy", (14, 20), (7.0, 21.0), 4),
+    2: Level(2, "moderate", (10, 16), (4.5, 12.0), 2),
     3: Level(3, "medium", (8, 13), (3.0, 5.0), 1),
     4: Level(4, "challenging", (6, 10), (2.0, 3.5), -2),
     5: Level(5, "hard", (5, 7), (1.5, 2.5), -4),
