@@ -107,7 +107,7 @@ def _set_name(d: str, taken: set[str]) -> str:
 
 def grid_picks(text: list[str], n: int) -> list[tuple[str, Path]]:
     """`n` text crops for grid.png, spread evenly over the sets and over each set's sorted files."""
-    from evaluation.images import list_images
+    from textinfuse.images import list_images
 
     sets = [(d, list_images(Path(d))) for d in text]
     sets = [(d, f) for d, f in sets if f]
@@ -145,7 +145,7 @@ def eval_run(cfg: AblationConfig, run: Path, text: list[str], photos: list[str],
     from PIL import Image
 
     from evaluation.evaluate import evaluate, load_optional
-    from evaluation.images import load_rgb, to_uint8
+    from evaluation.images import load_protocol_rgb, to_uint8
     from training.eval_hooks import lpips_scorer
     from training.inference import load_reconstructor
 
@@ -166,7 +166,7 @@ def eval_run(cfg: AblationConfig, run: Path, text: list[str], photos: list[str],
     grid = run / "grid"
     grid.mkdir(exist_ok=True)
     for k, (_, p) in enumerate(picks):
-        x = load_rgb(p)
+        x = load_protocol_rgb(p)
         y = fn(x[None].astype(np.float32) / 255.0)[0]
         Image.fromarray(to_uint8(y)).save(grid / f"{k:02d}.png")
     res.update(pool(res["sets"]))

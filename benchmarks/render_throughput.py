@@ -3,7 +3,7 @@
 Prints samples and characters per CPU-second for whole shards (sampling, layout, drawing, effects,
 labels, PNG encoding, JSON, tar writing), the floor (PNG-encoding a background crop of the same size with
 libpng at level 1, its default filters, through OpenCV: the issue's and DESIGN.md's floor), their ratio,
-what our own PNG writer (`pipelines/png.py`) costs on the same crops, the rest of a sample without it,
+what our own PNG writer (`pipelines/png_writer.py`) costs on the same crops, the rest of a sample without it,
 and the process's peak memory. Medians over shards.
 
 A worker renders thousands of samples per config, so figures are for a warm worker: `--warmup` samples
@@ -113,7 +113,7 @@ def main() -> None:
               f"{r['ms_per_sample']:9.2f} {r['floor_ms']:8.2f} {r['x_floor']:7.2f} "
               f"{r['encode_ms']:13.2f} {r['rest_x_floor']:12.2f} {r['maxrss_mb']:9.0f}")
     print("floor: libpng PNG-encoding a background crop of the same size at level 1 (OpenCV, default filters); "
-          "our encode: pipelines/png.py on the same crops; rest: a sample's time without our encode, over the floor")
+          "our encode: pipelines/png_writer.py on the same crops; rest: a sample's time without our encode, over the floor")
     best = min(r["chars_per_cpu_s"] for r in results)
     print("vs peers (characters per CPU-second, measured here): " +
           ", ".join(f"{k} {v} -> {best / v:.0f}x" for k, v in PEERS.items()))

@@ -2,18 +2,19 @@
 LPIPS and FID following OmniDoc-TokenBench, the reference rows (identity, bicubicN) and the benchmark
 builder. Importing it imports numpy at most; no torch, no Ray.
 
-Modules: `evaluate` (the evaluation), `images` (listing, loading and converting images, captions),
-`references` (identity and bicubic rows), `ocr_cache` (the originals' OCR lines, cached), `fid`
-(Fréchet distance of features a caller's network gives), `bench_build` (crops of your documents).
+Modules: `evaluate` (the evaluation), `images` (loading as the protocol does, converting, captions;
+finding and decoding image files is `textinfuse.images`), `references` (identity and bicubic rows),
+`ocr_cache` (the originals' OCR lines, cached), `fid` (Fréchet distance of features a caller's network
+gives), `bench_build` (crops of your documents).
 
 Layers of the project (tests/test_layers.py checks them from the source, function-level imports
 included):
 
-- `render_engine` is a leaf: it imports no other project package.
-- `textinfuse`'s base modules (`configio`, `metrics`, `ocr`, `progress`) import no other project package.
-- `evaluation` imports `textinfuse`'s base modules, `render_engine` (a leaf: `files.read_regular`,
-  `files.private_dir`, `paths.bundled_fonts`), nothing else (progress lines: `textinfuse.progress`):
-  never `training`. What needs torch is handed in by the caller as plain callables: the reconstruction
+- `render_engine` is a leaf but for the shared input readers `textinfuse.files` and `textinfuse.images`.
+- `textinfuse`'s base modules (`configio`, `metrics`, `ocr`, `progress`, `files`, `images`, `png_reader`)
+  import no other project package.
+- `evaluation` imports `textinfuse`'s base modules (images, caches, progress lines), `render_engine` (a
+  leaf: `paths.bundled_fonts`), nothing else: never `training`. What needs torch is handed in by the caller as plain callables: the reconstruction
   (`model_fn`), the LPIPS scorer (`lpips`) and the FID feature extractor (`fid_features`); the builders
   for our networks are in `training.eval_hooks` and `training.inference`.
 - `pipelines` imports `render_engine` and `textinfuse` only: never `training` or `evaluation`.

@@ -15,7 +15,8 @@ characters, beyond the 600 limit).
 
 Writes `out/<doc>-p<page>-<k>.png`, `out/benchmark.jsonl` (file, source, page, box [x0, y0, x1, y1] in
 pixels of the page rescaled by `scale`, scale (pixels per PDF point, or the resize factor of an image),
-lang, ocr_text, chars) and `out/bench_stats.json` (kept and rejected crops by reason; pages that failed).
+lang, ocr_text, chars) and `out/bench_stats.json` (kept and rejected crops by reason; the pages that
+failed, counted in `failed` and listed with their reasons in `failed_pages`: one bad page never ends the build).
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from textinfuse.images import ImageError, is_image_name
 from textinfuse.progress import Progress
 
-from .images import IMAGE_EXTS, load_rgb
+from .images import load_protocol_rgb
 
 log = logging.getLogger(__name__)
 BOX_TO_EM = 1.35  # detector line-box height / font size, measured on debian-reference pages (1.25-1.4)
@@ -84,7 +86,7 @@ def page_refs(inputs: list[str | Path]) -> list[tuple[Path, int]]:
     files: list[Path] = []
     for i in map(Path, inputs):
         if i.is_dir():
-            files += sorted(p for p in i.iterdir() if p.suffix.lower() in IMAGE_EXTS | {".pdf"})
+            files += sorted(p for p in i.iterdir() if is_image_name(p) or p.suffix.lower() == ".pdf")
         elif i.exists():
             files.append(i)
         else:
@@ -113,7 +115,7 @@ def load_page(ref: tuple[Path, int], dpi: float) -> Page:
     """One page: a PDF page rendered at `dpi`, or a page image at its own size."""
     f, k = ref
     if f.suffix.lower() != ".pdf":
-        return Page(str(f), 0, load_rgb(f), 1.0)
+        return Page(str(f), 0, load_protocol_rgb(f), 1.0)
     doc = _pdf(f)
     if not 0 <= k < len(doc):
         raise ValueError(f"{f}: not a readable PDF")
@@ -206,7 +208,8 @@ def build_benchmark(inputs: list[str | Path], out: str | Path, cfg: BenchConfig 
         except ImportError:
             raise
         except Exception as e:  # one bad page must not end the build
-            failed.append(f"{f} page {max(k, 0)}: {type(e).__name__}: {e}")
+            why = str(e) if isinstance(e, ImageError) else f"{type(e).__name__}: {e}"  # an image's reason is one line
+            failed.append(f"{f} page {max(k, 0)}: {why}")
             log.warning(failed[-1])
             prog.advance(1, failures=1)
             continue
@@ -216,10 +219,11 @@ def build_benchmark(inputs: list[str | Path], out: str | Path, cfg: BenchConfig 
     with (out / "benchmark.jsonl").open("w", encoding="utf-8") as f:
         for r in kept:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    stats = {"pages": len(refs), "kept": len(kept), "rejected": dict(reasons), "failed_pages": failed,
-             "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}
+    stats = {"pages": len(refs), "kept": len(kept), "rejected": dict(reasons), "failed": len(failed),
+             "failed_pages": failed, "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}
     (out / "bench_stats.json").write_text(json.dumps(stats, indent=2) + "\n")
-    log.info("%d crops kept from %d pages; rejected %s -> %s", len(kept), len(refs), dict(reasons), out)
+    log.info("%d crops kept from %d pages (%d failed); rejected %s -> %s", len(kept), len(refs), len(failed),
+             dict(reasons), out)
     return kept
 
 

@@ -31,8 +31,10 @@ Outputs in `out`, the reference's two files first: `results.json` (`num_samples`
 unrounded) and `ned_details.json` (`avg_ned`, `total_samples`, `valid_samples` and `details`: one
 {file, gt_text, rec_text, ned} per original with OCR text, ned rounded to 4 places as the reference
 writes it; written when at least one original has text); then ours: `details.jsonl` (one line per
-original: name, psnr, ssim, ned, ocr_gt, ocr_recon, `resized_from` for a resized reconstruction, and
-`error` for a bad pair), `report.json` (source, protocol, problems by reason, OCR cache hits, timings) and
+original: name, psnr, ssim, ned, ocr_gt, ocr_recon, `resized_from` for a resized reconstruction, and for a
+bad pair `error` (one line) and `problem`, its kind: `unreadable original`, `unreadable reconstruction`,
+`missing in recon dir`, `model failed`, `metric failed`), `report.json` (source, protocol, problems by
+kind, OCR cache hits, timings) and
 `worst.png` (the `worst` lowest-NED cases, ties by lower PSNR: original | reconstruction | OCR texts).
 Bad pairs (missing, unreadable, model failure) are listed and skipped, never fatal. OCR lines of the
 originals (text, box, score, so both texts derive from one reading) are cached in this user's private
@@ -59,19 +61,25 @@ from typing import TypeVar
 
 import numpy as np
 
+from textinfuse.images import ImageError, list_images
 from textinfuse.metrics import PSNR_EPS, ned_similarity, psnr, ssim
 from textinfuse.ocr import DEFAULT_NED_TEXT, NED_TEXTS
 from textinfuse.progress import Progress
 
 from .fid import FeatureFn, FidScorer
-from .images import caption_font, list_images, load_rgb, match_size, to_uint8
+from .images import caption_font, load_protocol_rgb, match_size, to_uint8
 from .ocr_cache import CACHE_NAME, OcrCache, cache_dir, lines_text, ocr_lines, pixel_key
 from .references import reference_fn
 
 log = logging.getLogger(__name__)
 ModelFn = Callable[[np.ndarray], np.ndarray]  # float32 (N, H, W, 3) in [0, 1] -> the same shape and range
 LpipsFn = Callable[[np.ndarray, np.ndarray], float]  # two uint8 RGB images of one shape -> LPIPS
-Pair = tuple[np.ndarray | None, np.ndarray | None, str | None]  # (original, reconstruction, error)
+# What went wrong with a pair: (kind, one-line message). The kind is its key in report.json's "problems".
+Problem = tuple[str, str]
+UNREADABLE_ORIGINAL, UNREADABLE_RECON, MISSING_RECON = "unreadable original", "unreadable reconstruction", \
+    "missing in recon dir"
+MODEL_FAILED, METRIC_FAILED = "model failed", "metric failed"
+Pair = tuple[np.ndarray | None, np.ndarray | None, Problem | None]  # (original, reconstruction, problem)
 T = TypeVar("T")
 WEIGHTS_NOUN = {"LPIPS": "LPIPS weights", "FID": "FID Inception weights"}
 
@@ -125,7 +133,15 @@ def score_pair(gt: np.ndarray, rec: np.ndarray, gt_lines: list | None, rec_lines
             row["gt_lines"] = gl
         return row
     except Exception as e:  # one bad image must not end a long evaluation
-        return {"error": f"metric failed: {type(e).__name__}: {e}"}
+        return {"error": _problem(METRIC_FAILED, e)}
+
+
+def _problem(kind: str, e: BaseException | None = None) -> Problem:
+    """A problem of `kind`, its message naming the error: an unreadable image's own one-line reason (its
+    code is `e.reason`), another exception's type and text."""
+    if e is None:
+        return kind, kind
+    return kind, f"{kind}: {e}" if isinstance(e, ImageError) else f"{kind}: {type(e).__name__}: {e}"
 
 
 # --- evaluation ----------------------------------------------------------------------------------------
@@ -212,25 +228,25 @@ def _chunks(names: list[Path], size: int) -> Iterator[list[Path]]:
 
 
 def _load_pairs(chunk: list[Path], recon_by_stem: dict[str, Path], fn: ModelFn | None) -> list[Pair]:
-    """(gt, recon, error) per original; the model sees same-shape groups as float32 batches in [0, 1]."""
+    """(gt, recon, problem) per original; the model sees same-shape groups as float32 batches in [0, 1]."""
     res: list[list] = []
     for p in chunk:
         try:
-            gt = load_rgb(p)
-        except Exception as e:
-            res.append([None, None, f"unreadable original: {type(e).__name__}: {e}"])
+            gt = load_protocol_rgb(p)
+        except ImageError as e:
+            res.append([None, None, _problem(UNREADABLE_ORIGINAL, e)])
             continue
         if fn is not None:
             res.append([gt, None, None])
             continue
         r = recon_by_stem.get(p.stem)
         if r is None:
-            res.append([gt, None, "missing in recon dir"])
+            res.append([gt, None, _problem(MISSING_RECON)])
             continue
         try:
-            rec = load_rgb(r)
-        except Exception as e:
-            res.append([gt, None, f"unreadable reconstruction: {type(e).__name__}: {e}"])
+            rec = load_protocol_rgb(r)
+        except ImageError as e:
+            res.append([gt, None, _problem(UNREADABLE_RECON, e)])
             continue
         res.append([gt, rec, None])
     if fn is not None:
@@ -248,7 +264,7 @@ def _load_pairs(chunk: list[Path], recon_by_stem: dict[str, Path], fn: ModelFn |
                     res[i][1] = to_uint8(r)
             except Exception as e:
                 for i in idx:
-                    res[i][2] = f"model failed: {type(e).__name__}: {e}"
+                    res[i][2] = _problem(MODEL_FAILED, e)
     return [tuple(r) for r in res]  # a reconstruction of another size is resized when scored
 
 
@@ -340,7 +356,7 @@ class _Tally:
         if self.recon_by_stem is not None:
             row["recon"] = self.recon_by_stem[p.stem].name if p.stem in self.recon_by_stem else None
         if got is not None and "error" in got:
-            err = got["error"]
+            err = tuple(got["error"])
         elif got is not None:
             row.update(got)
             row["ned"] = ned_similarity(row["ocr_gt"], row["ocr_recon"]) if row["ocr_gt"] else None
@@ -349,13 +365,13 @@ class _Tally:
                 if self.lpips is not None:
                     row["lpips"] = self.lpips(gt, px)
             except Exception as e:
-                err = f"metric failed: {type(e).__name__}: {e}"
+                err = _problem(METRIC_FAILED, e)
             if err is None:
                 self.worst.offer(row, gt, px)
                 self._scored.append((gt, px, gt_key))
         if err is not None:
-            row["error"] = err
-            log.warning("%s: %s", p.name, err)
+            row["problem"], row["error"] = err
+            log.warning("%s: %s", p.name, err[1])
         self.details.append(row)
         return err is not None
 
@@ -401,12 +417,12 @@ def _write_outputs(out: Path, details: list[dict], worst_cases: list[tuple[dict,
         for d in details:
             d = {**d, "psnr": d["psnr"] if d["psnr"] is None or _finite(d["psnr"]) else None}  # JSON has no inf
             f.write(json.dumps(d, ensure_ascii=False) + "\n")
-    reasons = Counter(d["error"].split(":")[0] for d in details if "error" in d)
     report = {"source": source, "protocol": "OmniDoc-TokenBench eval_metrics.py", "ned_text": ned_text,
               "psnr_eps": PSNR_EPS, "psnr_finite": sum(_finite(d["psnr"]) for d in ok),
               "resized_reconstructions": sum("resized_from" in d for d in ok),
               "images": len(details), "evaluated": len(ok),
-              "problems": dict(reasons), "recon_without_original": extra, "ocr_engine": cache.engine,
+              "problems": dict(Counter(d["problem"] for d in details if "problem" in d)),
+              "recon_without_original": extra, "ocr_engine": cache.engine,
               "ocr_cache": str(cache.path) if cache.path else None, "gt_ocr_cache_hits": cache.hits,
               "ocr_runs": cache.misses + recon_ocr_runs, "seconds": round(secs, 3),
               "seconds_per_image": round(secs / max(len(details), 1), 4)}

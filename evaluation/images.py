@@ -1,5 +1,6 @@
-"""Images for the evaluation and the benchmark builder: listing, safe loading, float/uint8 conversion,
-resizing a reconstruction to its original's size, and the caption font of result pictures."""
+"""Images for the evaluation and the benchmark builder: loading as the protocol reads them, float/uint8
+conversion, resizing a reconstruction to its original's size, and the caption font of result pictures.
+Finding and decoding image files is `textinfuse.images` (one list of extensions, reasons as codes)."""
 
 from __future__ import annotations
 
@@ -7,28 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
-MAX_PIXELS = 178_956_970  # PIL's own default bomb limit, held here so no other setting changes it
+from textinfuse.images import load_rgb
+
+PROTOCOL_MAX_PIXELS = 178_956_970  # PIL's default bomb limit: what the reference, reading with PIL, accepts
 
 
-def list_images(d: Path) -> list[Path]:
-    """The image files of folder `d` (by extension, hidden files left out), sorted by name."""
-    return sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    """An image file as uint8 RGB. Only regular files of at most 1 GiB are read (a FIFO named like an image
-    would block), and images over MAX_PIXELS are refused before they are decoded."""
-    import io
-
-    from PIL import Image
-
-    from render_engine.files import read_regular
-
-    with Image.open(io.BytesIO(read_regular(path))) as im:
-        if im.width * im.height > MAX_PIXELS:
-            raise ValueError(f"{im.width}x{im.height}: over the {MAX_PIXELS}-pixel limit (decompression bomb?)")
-        return np.asarray(im.convert("RGB"))
+def load_protocol_rgb(path: Path) -> np.ndarray:
+    """An original, a reconstruction or a page image as OmniDoc-TokenBench reads it: PIL's own
+    `convert("RGB")` (no EXIF rotation, alpha dropped), refused over PROTOCOL_MAX_PIXELS before decoding;
+    `textinfuse.images.ImageError` with its reason when it cannot be read or decoded."""
+    return load_rgb(path, PROTOCOL_MAX_PIXELS, plain=True)
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:

@@ -83,7 +83,7 @@ class OcrCache:
 
 def cache_dir() -> Path:
     """This user's private folder for the evaluation's caches (OCR lines, FID features), created if needed."""
-    from render_engine.files import private_dir
+    from textinfuse.files import private_dir
 
     return private_dir("eval", "evaluation")
 

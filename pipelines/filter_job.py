@@ -1,9 +1,11 @@
 """The filter job: score real images (validity, clarity, OCR text density), keep the good ones.
 
-Inputs (folders, globs, brace patterns, list files, WebDataset tars) become units of work: one per input
-tar, or one per `files_per_task` loose files. Each unit writes a shard of the kept images (original
-bytes, untouched, with a JSON of scores and source), a part of `scores.jsonl` (one line for every input)
-and, last, its stats (the done marker): the same shard-job skeleton as render (`shard_job.run_shards`,
+Inputs (folders, globs, brace patterns, list files, WebDataset tars: `textinfuse.images.find_images`)
+become units of work: one per input tar, or one per `files_per_task` loose files. An input that cannot be
+read or decoded is recorded with its `textinfuse.images.Reason` code as its reason (`truncated`,
+`too_many_pixels`...). Each unit writes a shard of the kept images (original bytes, untouched, with a
+JSON of scores and source), a part of `scores.jsonl` (one line for every input) and, last, its stats
+(the done marker): the same shard-job skeleton as render (`shard_job.run_shards`,
 with `FilterShards`), so the same executors, atomic publishing and resume.
 `--rescore` re-applies new thresholds to recorded scores, computing only scores that are missing.
 """
@@ -24,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import orjson
 
-from render_engine.backgrounds import BadImage, BgRef, decode_with_info, expand_sources, name_fields
 from textinfuse.configio import config_hash
+from textinfuse.files import name_fields
+from textinfuse.images import ImageError, ImageRef, decode_image_info, find_images
 
 from .executors import Executor
 from .filters import check_sections, config_class, ordered
@@ -67,30 +70,17 @@ if TYPE_CHECKING:  # for the annotations below: the assembled class is a subclas
 @dataclass(frozen=True)
 class Unit:
     index: int
-    refs: tuple[BgRef, ...] = field(repr=False)
+    refs: tuple[ImageRef, ...] = field(repr=False)
     prior: tuple[dict[str, Any] | None, ...] = field(default=(), repr=False)  # recorded scores per ref (rescore)
 
     def __str__(self) -> str:  # how logs name it
         return f"unit {self.index} ({len(self.refs)} inputs from {self.refs[0].path if self.refs else '-'})"
 
 
-def read_list_files(specs: list[str]) -> list[str]:
-    """Expand list files (.txt/.lst: one path or pattern per line) among the input specs."""
-    out = []
-    for s in specs:
-        p = Path(s)
-        if p.suffix in (".txt", ".lst") and p.is_file():  # paths are bytes on disk: any name round-trips
-            lines = (os.fsdecode(ln.strip()) for ln in p.read_bytes().splitlines())
-            out += [ln for ln in lines if ln and not ln.startswith("#")]
-        else:
-            out.append(s)
-    return out
-
-
 def make_units(specs: list[str], files_per_task: int) -> tuple[list[Unit], list[tuple[str, str]]]:
-    refs, problems = expand_sources(read_list_files(specs))
-    by_tar: dict[str, list[BgRef]] = {}
-    loose: list[BgRef] = []
+    refs, problems = find_images(specs)
+    by_tar: dict[str, list[ImageRef]] = {}
+    loose: list[ImageRef] = []
     for r in refs:
         (by_tar.setdefault(r.path, []) if r.offset >= 0 else loose).append(r)
     groups = [tuple(v) for _, v in sorted(by_tar.items())]
@@ -99,32 +89,24 @@ def make_units(specs: list[str], files_per_task: int) -> tuple[list[Unit], list[
     return [Unit(i, g) for i, g in enumerate(groups)], problems
 
 
-def source_of(ref: BgRef) -> dict[str, str]:
+def source_of(ref: ImageRef) -> dict[str, str]:
     """Where an input came from, for JSON (names that are not UTF-8 also carry their bytes, see name_fields)."""
     if ref.offset < 0:
         return name_fields("path", ref.path)
     return {**name_fields("shard", ref.path), **name_fields("key", ref.name.split(":", 1)[1])}
 
 
-def _reason_of(e: BadImage) -> str:
-    m = str(e)
-    for key, reason in (("empty", "empty"), ("decompression bomb", "decompression_bomb"), ("too small", "too_small")):
-        if key in m:
-            return reason
-    return "unreadable"
-
-
-def _unsafe(ref: BgRef) -> bool:
+def _unsafe(ref: ImageRef) -> bool:
     name = ref.name.split(":", 1)[1] if ref.offset >= 0 else ""
     return name.startswith("/") or ".." in Path(name).parts
 
 
-def _ext(ref: BgRef) -> str:
+def _ext(ref: ImageRef) -> str:
     """The image's member extension: a tar member's own (byte-faithful), a loose file's suffix."""
     return ref.member_ext or Path(ref.name).suffix.lower().lstrip(".").replace("jpeg", "jpg") or "bin"
 
 
-def score_one(ref: BgRef, cfg: FilterConfig, prior: dict[str, Any] | None) -> tuple[dict[str, Any], bytes | None, str]:
+def score_one(ref: ImageRef, cfg: FilterConfig, prior: dict[str, Any] | None) -> tuple[dict[str, Any], bytes | None, str]:
     """Score and decide one input; returns (record, original bytes if kept, extension)."""
     rec: dict[str, Any] = {"source": source_of(ref), "keep": False, "reason": None}
     ext = _ext(ref)
@@ -133,8 +115,8 @@ def score_one(ref: BgRef, cfg: FilterConfig, prior: dict[str, Any] | None) -> tu
         return rec, None, ext
     try:
         data = ref.read()
-    except OSError as e:
-        rec.update(reason="unreadable", error=e.strerror or str(e))
+    except ImageError as e:
+        rec.update(reason=e.reason, error=str(e))
         return rec, None, ext
     image = info = None
     for f in ordered():
@@ -147,9 +129,9 @@ def score_one(ref: BgRef, cfg: FilterConfig, prior: dict[str, Any] | None) -> tu
         if scores is None or not f.decide(scores, section)[1]:  # not scored, or not what this config needs
             if image is None:
                 try:
-                    image, info = decode_with_info(data, cfg.validity.max_pixels, 1)
-                except BadImage as e:
-                    rec.update(reason=_reason_of(e), error=str(e))
+                    image, info = decode_image_info(data, cfg.validity.max_pixels)
+                except ImageError as e:
+                    rec.update(reason=e.reason, error=str(e))
                     return rec, None, ext
                 rec["format"] = {k: info[k] for k in ("format", "mode", "frames", "bits")}
             scores = f.score(image, info, section)
@@ -194,7 +176,7 @@ def filter_unit(shared: tuple[FilterConfig, str, str], unit: Unit) -> dict[str, 
     return stats
 
 
-def _kept_sample(ref: BgRef, k: int, shard: int, rec: dict[str, Any], data: bytes, ext: str,
+def _kept_sample(ref: ImageRef, k: int, shard: int, rec: dict[str, Any], data: bytes, ext: str,
                  keys: set[str]) -> dict[str, Any]:
     """A kept input as a sample: a tar sample keeps its key and every member byte for byte (caption,
     metadata...), with the scores beside them in `KEY.filter.json` (a previous filter run's scores there

@@ -10,12 +10,9 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from render_engine.labels import CHARS_MEMBER, columns
+from textinfuse.images import IMAGE_EXTS, MAX_PIXELS, decode_image
 
 log = logging.getLogger(__name__)
-IMAGE_KEYS = ("png", "jpg", "webp")
-
-
-MAX_PIXELS = 64_000_000  # a shard from elsewhere may hold a decompression bomb
 
 
 def read_samples(folder: str | Path, num: int | None = None):
@@ -24,8 +21,6 @@ def read_samples(folder: str | Path, num: int | None = None):
     A sample whose image or label cannot be read, and a damaged tar, are skipped with a warning naming
     them."""
     import webdataset as wds
-
-    from render_engine.backgrounds import BadImage, decode
 
     shards = sorted(str(p) for p in Path(folder).glob("*.tar"))
     if not shards:
@@ -42,12 +37,12 @@ def read_samples(folder: str | Path, num: int | None = None):
             return
         where = f"{Path(s.get('__url__', '')).name}:{s['__key__']}"
         try:
-            img_key = next(k for k in IMAGE_KEYS if k in s)
-            image = Image.fromarray(decode(s[img_key], MAX_PIXELS, 1))
+            img_key = next(k for k in IMAGE_EXTS if k in s)
+            image = Image.fromarray(decode_image(s[img_key], MAX_PIXELS))  # a shard from elsewhere: bombs refused
             label = json.loads(s["json"])
             if not isinstance(label, dict):
                 raise ValueError("label is not a JSON object")
-        except (StopIteration, KeyError, ValueError, BadImage) as e:
+        except (StopIteration, KeyError, ValueError) as e:  # ValueError: ImageError too
             log.warning("%s: sample skipped (%s)", where, "no image member" if isinstance(e, StopIteration)
                         else f"no {e} member" if isinstance(e, KeyError) else e)
             continue

@@ -23,15 +23,18 @@ import cv2
 import numpy as np
 import orjson
 
-from render_engine.backgrounds import name_fields
+from render_engine.backgrounds import NoBackground
 from render_engine.config import RenderConfig
+from render_engine.fonts import FontError
 from render_engine.labels import CHARS_MEMBER, encode_boxes
 from textinfuse.configio import config_hash, to_dict
+from textinfuse.files import name_fields
+from textinfuse.images import ImageError
 from textinfuse.progress import Progress
 
 from .executors import Executor
 from .jobdir import Identity
-from .png import encode_png
+from .png_writer import encode_png
 from .shard_job import ShardJob, Work, run_shards
 from .shards import ShardWriter, sample_key, shard_name
 
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 class OutputConfig:
     name: str = "textinfuse"  # shard file prefix: NAME-000000.tar
     format: Literal["png", "jpg", "webp"] = "png"
-    png_level: int = 1  # deflate level: 0-3 with ISA-L (fast), 4-9 with zlib (smaller, slower); see pipelines/png.py
+    png_level: int = 1  # deflate level 0-9 (libdeflate: 0 stores, 1 fastest, 9 smallest); see pipelines/png_writer.py
     # PNG row filter. "up" costs least to write and, with "none" and "sub", is what the training loader's
     # fast path decodes; "adaptive" picks per row (libpng's heuristic) for ~5 % fewer bytes
     png_filter: Literal["up", "sub", "none", "average", "paeth", "adaptive"] = "up"
@@ -183,9 +186,7 @@ def render_shard(job: RenderJobConfig, shard: int, out_dir: str | Path) -> dict[
                     s = r.generate(rng, seeds, pool)
                     if s.label["text"]:
                         break
-            except Exception as e:  # a sample that cannot be rendered fails its shard, after the others are tried
-                if type(e).__name__ not in ("BadImage", "FontError"):
-                    raise
+            except (NoBackground, ImageError, FontError) as e:  # the shard fails, after its other samples
                 failed.append(f"sample {i}: {e}")
                 continue
             lab = s.label
@@ -218,7 +219,8 @@ def render_shard(job: RenderJobConfig, shard: int, out_dir: str | Path) -> dict[
             "shard": shard, "file": shard_name(job.output.name, shard), "count": w.count, "members": w.members,
             "bytes": size, "sha256": sha, "seed": job.seed, "config_hash": job.content_hash(), "chars": chars,
             "dropped_chars": dropped, "bad_backgrounds": [
-                {**name_fields("source", r.assets.backgrounds.refs[i].name), "reason": bad[i]} for i in sorted(bad)],
+                {**name_fields("source", r.assets.backgrounds.refs[i].name), "reason": bad[i].reason,
+                 "error": str(bad[i])} for i in sorted(bad)],
             "histograms": {k: {str(a): b for a, b in sorted(v.items())} for k, v in hist.items()},
             "wall_s": round(time.perf_counter() - t0, 3), "cpu_s": round(time.process_time() - c0, 3),
             "versions": versions(),

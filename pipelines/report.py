@@ -138,7 +138,8 @@ def report(folder: str | Path, out: str | Path) -> dict[str, Any]:
         parts.append(f"<h3>{e(name)}</h3><img alt='{e(name)}' class='grid' src='data:image/jpeg;base64,{grid_b64(imgs)}'>")
     if manifest["bad_backgrounds"] or manifest["failed_shards"]:
         parts.append("<h2>Problems</h2><ul>")
-        parts += [f"<li>background {e(b['source'])}: {e(b['reason'])}</li>" for b in manifest["bad_backgrounds"]]
+        parts += [f"<li>background {e(b['source'])}: {e(b.get('error') or b['reason'])}</li>"
+                  for b in manifest["bad_backgrounds"]]
         parts += [f"<li>shard {f['shard']}: {e(f['reason'])}</li>" for f in manifest["failed_shards"]]
         parts.append("</ul>")
     parts.append("</body></html>")

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from render_engine.labels import CHARS_MEMBER, LabelError, columns
+from textinfuse.images import IMAGE_EXTS
 
 from .shards import sha256_file
 
 log = logging.getLogger(__name__)
-ALL_IMAGE_EXTS = {"png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"}
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # what OutputConfig.name allows
 MAX_SHARDS = 10_000_000
 
@@ -46,7 +46,7 @@ def _check_sample(s: dict[str, Any], kind: str) -> str | None:
     """What is wrong with one sample read back, or None: a render sample has its image, label and text
     (the text equal to the label's) and characters that read (version 1 or 2); a filter sample its
     image and `filter.json` scores that kept it."""
-    if not any(k.rsplit(".", 1)[-1].lower() in ALL_IMAGE_EXTS for k in s if not k.startswith("__")):
+    if not any(k.rsplit(".", 1)[-1].lower() in IMAGE_EXTS for k in s if not k.startswith("__")):
         return "lacks an image member"
     if kind == "filter":
         if "filter.json" not in s:

@@ -65,7 +65,7 @@ class BackgroundConfig:
     sources: tuple[str, ...] = ()  # folders, globs, image files or .tar shards; empty = bundled
     scale: tuple[float, float] = (0.5, 2.0)  # source px per output px (log-uniform)
     per_shard: int = 12  # distinct images one shard draws from (each decoded once per worker)
-    max_pixels: int = 64_000_000  # larger images are refused (decompression bombs)
+    max_pixels: int = 64_000_000  # larger images are refused (decompression bombs); PIL caps it at 178,956,970
     min_side: int = 16  # smaller images are refused
 
     def __post_init__(self) -> None:

@@ -17,8 +17,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from textinfuse.files import name_fields
+from textinfuse.images import find_images
+
 from . import effects as fx
-from .backgrounds import BackgroundSet, Crop, apply_crop, box_sum, expand_sources, name_fields, sample_crop
+from .backgrounds import BackgroundSet, Crop, apply_crop, box_sum, sample_crop
 from .color import colours_for_contrast, contrast_ratio, luminance, luminance_map
 from .config import RenderConfig
 from .fonts import FontFace, FontLibrary
@@ -63,7 +66,7 @@ class Assets:
         self.text = TextSource(corpora, charset if charset.exists() else None)
         if any(lang != "en" for lang in cfg.text.langs):
             self.text.preload()
-        refs, self.background_problems = expand_sources(list(cfg.backgrounds.sources) or [str(bundled_backgrounds())])
+        refs, self.background_problems = find_images(list(cfg.backgrounds.sources) or [str(bundled_backgrounds())])
         b = cfg.backgrounds
         self.backgrounds = BackgroundSet(refs, b.max_pixels, b.min_side)
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import Refused, read_regular
+from textinfuse.files import Refused, read_regular
+
 from .webfonts import WebFontError, cached_sfnt
 
 log = logging.getLogger(__name__)

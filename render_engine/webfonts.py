@@ -15,7 +15,7 @@ import secrets
 import types
 from pathlib import Path
 
-from .files import private_dir, read_regular
+from textinfuse.files import private_dir, read_regular
 
 log = logging.getLogger(__name__)
 MAX_SFNT_BYTES = 256 * 2**20  # what one web font may decompress to

@@ -495,7 +495,7 @@ def add_train_parsers(sub) -> None:
                                    "mean and std that load_autoencoder uses to normalise latents.")
     s.add_argument("run_dir", metavar="RUN_DIR", help="run folder (or export folder) to write latent_stats.json to")
     s.add_argument("--source", metavar="DIR", required=True,
-                   help="shard folder (or .tar glob) or a folder of images (.png, .jpg, .jpeg, .webp)")
+                   help="shard folder (or .tar glob) or a folder of image files")
     s.add_argument("--num", type=_positive, default=256, help="images to encode (default 256)")
     s.add_argument("--resolution", type=_positive, default=256,
                    help="side of the centre crops in px, a multiple of the model's f (default 256)")

@@ -1,8 +1,10 @@
-"""Image and text metrics shared by the tests, the filters, the trainer and the evaluation.
+"""Image and text metrics: PSNR, SSIM, NED and FID's Fréchet distance for the evaluation, NED for the
+trainer's logged score, and order-free character F1 for `calibrate` and render's `output.ocr_score`.
 
-They follow OmniDoc-TokenBench's `eval_metrics.py` (github.com/alibaba/OmniDoc-TokenBench), which scores
-with piq 0.8.0 (`psnr`, `ssim(..., downsample=False)`) and python-Levenshtein; tests/test_metric_references.py
-checks each one against an independent implementation.
+PSNR, SSIM and NED follow OmniDoc-TokenBench's `eval_metrics.py` (github.com/alibaba/OmniDoc-TokenBench),
+which scores with piq 0.8.0 (`psnr`, `ssim(..., downsample=False)`) and python-Levenshtein;
+tests/test_metric_references.py checks each metric here against an independent implementation. No torch,
+no Ray: the trainer's own batch PSNR on tensors is `training.loop.batch_psnr`.
 
 NED here is the similarity 1 - Levenshtein(a, b) / max(len(a), len(b)), so 1.0 is identical.
 """

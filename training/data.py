@@ -1,46 +1,46 @@
 """Training data: per-source WebDataset streams, mixed by weight, decoded and randomly cropped into batches.
 
-Each source is a folder of WebDataset shards (`render`, `filter`, or any image tars: members .png/.jpg/
-.jpeg/.webp). Per source the shard stream is resampled (infinite) from a seed shared by all ranks, then
-`wds.split_by_node` and a split by worker give each rank and DataLoader worker its own shards; samples are
-shuffled in a buffer seeded per (rank, worker). The mix is drawn per sample with a seeded numpy Generator
-(`wds.RandomMix` uses the global `random`, so it cannot be reproduced or resumed). Each DataLoader worker
-builds whole batches; every batch carries the source index of each sample, so the delivered mix is counted
-by the consumer. Resume: a worker skips the raw (undecoded) samples of the batches already consumed, and
-crops draw from a Generator seeded by the batch index, so the stream after resume is identical.
+Each source is a folder of WebDataset shards (`render`, `filter`, or any image tars: members named like
+images, `textinfuse.images.IMAGE_EXTS`). Per source the shard stream is resampled (infinite) from a seed
+shared by all ranks, then `wds.split_by_node` and a split by worker give each rank and DataLoader worker
+its own shards; samples are shuffled in a buffer seeded per (rank, worker). The mix is drawn per sample
+with a seeded numpy Generator (`wds.RandomMix` uses the global `random`, so it cannot be reproduced or
+resumed). Each DataLoader worker builds whole batches; every batch carries the source index of each
+sample, so the delivered mix is counted by the consumer. Resume: a worker skips the raw (undecoded)
+samples of the batches already consumed, and crops draw from a Generator seeded by the batch index, so
+the stream after resume is identical.
 
 Shards and images come from anyone. A shard that cannot be read is warned about once and counted, and the
 source goes on with its other shards; a source none of whose shards gives a sample, or none of whose first
 `UNDECODABLE_LIMIT` samples decodes, ends the run with `NoSamples` naming it (the resampled stream would
-otherwise retry for ever). Images over `MAX_PIXELS` are refused from their header, before decoding.
+otherwise retry for ever). Images over `LOADER_MAX_PIXELS` are refused from their header, before decoding.
+Images are decoded by `textinfuse.images.decode_image` as PIL converts them (`plain`), render's PNGs on its
+fast path.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 import logging
 import os
 import random
-import re
 from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
 import torch
 import webdataset as wds
-from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from . import png
+from textinfuse.images import IMAGE_EXTS, ImageError, decode_image
+
 from .shards import NoSamples, ShardReader, shard_urls
 
 __all__ = ["NoSamples", "MixedBatches", "decode_rgb", "eval_images", "make_loader", "random_crop", "resize_crop",
            "shard_urls", "split_holdout"]
 
 log = logging.getLogger(__name__)
-IMAGE_KEYS = ("png", "jpg", "jpeg", "webp")
-MAX_PIXELS = 8192 * 8192  # larger images are refused unread (a 300 KB PNG can decode to gigabytes)
+LOADER_MAX_PIXELS = 8192 * 8192  # larger images are refused unread (a 300 KB PNG can decode to gigabytes)
 UNDECODABLE_LIMIT = 100  # samples of a source that all fail to decode before it is given up
 
 
@@ -51,43 +51,18 @@ def split_holdout(urls: list[str], holdout: int) -> tuple[list[str], list[str]]:
     return urls[:-holdout], urls[-holdout:]
 
 
-# What PIL raises on a corrupt file (SyntaxError: some plugins' "broken PNG file")
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
-
-
-def _check_size(key: str, wh: tuple[int, int]) -> None:
-    if wh[0] * wh[1] > MAX_PIXELS:
-        raise ValueError(f"{key}: image too large ({wh[0]}x{wh[1]} px, limit {MAX_PIXELS} px)")
-
-
-def _pil_rgb(key: str, ext: str, data: bytes) -> np.ndarray:
-    def bad(e: BaseException) -> ValueError:
-        text = re.sub(r" ?<[^<>]* object at 0x[0-9a-f]+>", "", str(e).splitlines()[0] if str(e) else "")
-        return ValueError(f"{key}: undecodable .{ext} ({text or type(e).__name__})")
-
-    try:  # PIL decodes PNG faster than cv2 here (3 vs 4.5 ms for a 256² render sample)
-        im = Image.open(io.BytesIO(data))  # reads the header only
-    except _DECODE_ERRORS as e:
-        raise bad(e) from None
-    with im:
-        _check_size(key, im.size)
-        try:
-            return np.asarray(im.convert("RGB"))
-        except _DECODE_ERRORS as e:
-            raise bad(e) from None
-
-
 def decode_rgb(sample: dict) -> np.ndarray:
-    """The sample's image as RGB uint8 (H, W, 3); raises ValueError when it has none, it is corrupt, or it
-    is larger than MAX_PIXELS (checked from the header, before decoding)."""
+    """The sample's image (its first member named like an image, in IMAGE_EXTS' order: png first) as RGB
+    uint8 (H, W, 3), as PIL converts it; `textinfuse.images.ImageError` (a ValueError; `reason` says why)
+    naming the member when it is corrupt or larger than LOADER_MAX_PIXELS (checked from the header, before
+    decoding), ValueError when the sample has no image."""
     key = sample.get("__key__")
-    for k in IMAGE_KEYS:
-        if k in sample:
-            if k == "png" and (wh := png.size(sample[k])) is not None:
-                _check_size(key, wh)
-                if (img := png.decode(sample[k])) is not None:  # render's PNGs: the fast path
-                    return img
-            return _pil_rgb(key, k, sample[k])
+    for ext in IMAGE_EXTS:
+        if ext in sample:
+            try:
+                return decode_image(sample[ext], LOADER_MAX_PIXELS, plain=True)
+            except ImageError as e:
+                raise ImageError(e.reason, f"{key}.{ext}: {e}") from None
     raise ValueError(f"{key}: no image member")
 
 

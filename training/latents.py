@@ -15,14 +15,17 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from textinfuse.images import IMAGE_EXTS, list_images, load_rgb
+
 from .checkpoint import replace_text
-from .data import IMAGE_KEYS, decode_rgb, random_crop
+from .data import LOADER_MAX_PIXELS, decode_rgb, random_crop
 from .inference import STATS_FILE, LatentAutoencoder, load_with_info
 from .shards import ShardReader, shard_urls
 
@@ -55,44 +58,50 @@ class ChannelMoments:
 
 
 class Crops:
-    """Centre crops size² (uint8 (size, size, 3)) of the images of `source` (see `_samples`), upscaled
-    first when smaller; undecodable images are skipped with a warning and counted in `skipped`."""
+    """Centre crops size² (uint8 (size, size, 3)) of the images of `source` (see `_images`), upscaled
+    first when smaller; images that cannot be read or decoded are skipped with a warning and counted in
+    `skipped`."""
 
     def __init__(self, source: str, size: int) -> None:
         self.source, self.size, self.skipped = source, size, 0
         self.reader: ShardReader | None = None
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        for s in self._samples():
+        for decode, item in self._images():
             try:
-                yield random_crop(decode_rgb(s), (self.size, self.size), None)
-            except ValueError as e:
+                yield random_crop(decode(item), (self.size, self.size), None)
+            except ValueError as e:  # textinfuse.images.ImageError, or a sample without an image
                 self.skipped += 1
                 if self.skipped <= 10:
                     log.warning("%s: image skipped: %s", self.source, e)
 
-    def _samples(self) -> Iterator[dict]:
-        """Undecoded samples (`__key__` and an image member) of a shard folder, a .tar file or glob, or a
-        folder of image files; FileNotFoundError naming the source when it holds none of these."""
+    def _images(self) -> Iterator[tuple[Callable[[Any], np.ndarray], Any]]:
+        """(decoder, item) per image of a shard folder, a .tar file or glob (the loader's `decode_rgb` and
+        an undecoded sample), or a folder of image files (the same reading of a file, and its path);
+        FileNotFoundError naming the source when it holds none of these."""
         p = Path(self.source)
         if p.is_dir() and not any(p.glob("*.tar")):
-            files = sorted(f for f in p.iterdir() if f.suffix.lower()[1:] in IMAGE_KEYS and f.is_file())
+            files = list_images(p)
             if not files:
-                raise FileNotFoundError(errno.ENOENT, "no .tar shards or images (.png, .jpg, .jpeg, .webp) here",
+                raise FileNotFoundError(errno.ENOENT, f"no .tar shards or images ({', '.join(IMAGE_EXTS)}) here",
                                         self.source)
-            for f in files:
-                yield {"__key__": str(f), f.suffix.lower()[1:]: f.read_bytes()}
+            yield from ((_load_file, f) for f in files)
             return
         urls = shard_urls(self.source)
         self.reader = ShardReader(self.source, urls, raise_when_dry=False)
         for url in urls:
-            yield from self.reader.read(url)
+            yield from ((decode_rgb, s) for s in self.reader.read(url))
 
     def why_none(self) -> str:
         """Why no image came: one line naming the source."""
         if self.reader is not None and not self.reader.samples:
             return self.reader.dry()
         return f"{self.source}: no decodable images ({self.skipped} undecodable)"
+
+
+def _load_file(path: Path) -> np.ndarray:
+    """An image file read as the loader reads a sample's image (PIL's conversion, the loader's pixel limit)."""
+    return load_rgb(path, LOADER_MAX_PIXELS, plain=True)
 
 
 def _progress(done: int, total: int, t0: float) -> None:

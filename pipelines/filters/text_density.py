@@ -5,8 +5,10 @@ side (but never below `presence_min_scale` of it, so small text on large pages s
 `presence_boxes`, `presence_area` (fraction of the image inside detected boxes).
 
 Stage 2, recognition, runs only where stage 1 found at least `min_presence_boxes` boxes, of the lines
-that `recognition` names (detected again at the image's own size by default): `chars` (recognised,
-whitespace excluded), `chars_per_mp`, `text_area`, `mean_confidence`, `cjk_share`, `latin_share`.
+that `recognition` names: by default ("presence") the boxes stage 1 found, with no second detection;
+"native" detects again at the image's own size (shrunk above `recognition_side`); "engine" runs the OCR
+engine's own full pass. Scores: `chars` (recognised, whitespace excluded), `chars_per_mp`, `text_area`,
+`mean_confidence`, `cjk_share`, `latin_share`.
 Where stage 2 did not run, its scores are absent (`--rescore` computes them if a looser config needs them).
 """
 

@@ -14,7 +14,7 @@ from .base import Filter, Rule
 class ValidityConfig:
     min_side: int = 128  # px, shorter side
     max_aspect: float = 4.0  # long side / short side
-    max_pixels: int = 64_000_000  # larger images are refused unread (decompression bombs)
+    max_pixels: int = 64_000_000  # larger images are refused unread (decompression bombs); PIL caps it at 178,956,970
 
 
 class Validity(Filter):

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from evaluation.evaluate import evaluate, load_optional
-from evaluation.images import load_rgb
+from evaluation.images import load_protocol_rgb
 from evaluation.ocr_cache import CACHE_NAME
 from evaluation.references import reference_fn
 from textinfuse.metrics import psnr, ssim
@@ -108,7 +108,7 @@ def test_an_ocr_cache_shipped_inside_a_gt_folder_is_never_read(identity, gt_dir,
 
     gt = tmp_path / "gt"
     shutil.copytree(gt_dir, gt)
-    lines = [json.dumps({"key": pixel_key(load_rgb(p)), "engine": ocr_version(),
+    lines = [json.dumps({"key": pixel_key(load_protocol_rgb(p)), "engine": ocr_version(),
                          "lines": [["poison", [[0, 0], [9, 0], [9, 9], [0, 9]], 1.0]]})
              for p in sorted(gt.glob("*.png"))]
     (gt / CACHE_NAME).write_text("\n".join(lines) + "\n")
@@ -141,7 +141,7 @@ def test_bad_pairs_are_reported_not_fatal(identity, gt_dir, tmp_path):
     errors = {k: x.get("error", "") for k, x in rows.items()}
     assert errors["en.png"] == "" and rows["en.png"]["ned"] == 1.0 and "resized_from" not in rows["en.png"]
     assert errors["zh.png"] == "" and rows["zh.png"]["resized_from"] == "200x200" and 0 < rows["zh.png"]["ssim"] < 1
-    zh = load_rgb(gt / "zh.png")
+    zh = load_protocol_rgb(gt / "zh.png")
     up = np.asarray(Image.open(rec / "zh.png").convert("RGB").resize((256, 256), Image.Resampling.BICUBIC))
     assert rows["zh.png"]["psnr"] == pytest.approx(psnr(zh, up), abs=1e-9)
     assert errors["blank.png"].startswith("unreadable reconstruction")

@@ -44,7 +44,7 @@ def inputs(tmp_path_factory):
     return d
 
 
-EXPECT = {"text.png": None, "photo.jpg": "no_text", "corrupt.jpg": "unreadable", "tiny.png": "too_small",
+EXPECT = {"text.png": None, "photo.jpg": "no_text", "corrupt.jpg": "unrecognised", "tiny.png": "too_small",
           "panorama.png": "extreme_aspect"}
 
 

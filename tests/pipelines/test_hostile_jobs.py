@@ -21,8 +21,8 @@ from pipelines.filter_job import ClarityConfig, FilterConfig, TextDensityConfig,
 from pipelines.jobdir import FolderInUse
 from pipelines.render_job import OutputConfig, RenderJobConfig, run_render
 from pipelines.verify import verify
-from render_engine.backgrounds import name_from
 from render_engine.config import BackgroundConfig, RenderConfig
+from textinfuse.files import name_from
 
 # keeps every valid image: these tests are about the job, not the scores
 KEEP_VALID = FilterConfig(clarity=ClarityConfig(enabled=False), text_density=TextDensityConfig(enabled=False))
@@ -177,7 +177,7 @@ def test_filtered_tar_samples_keep_every_member_byte_for_byte(tmp_path):
                 tf.addfile(ti, io.BytesIO(data))
     out = tmp_path / "out"
     man = run_filter([str(tar)], KEEP_VALID, out)
-    assert man["totals"]["kept"] == 2 and man["totals"]["reasons"]["unreadable"] == 1
+    assert man["totals"]["kept"] == 2 and man["totals"]["reasons"]["truncated"] == 1
     kept = {s["__key__"]: s for s in wds.WebDataset([str(out / "filtered-000000.tar")], shardshuffle=False)}
     assert set(kept) == {"00000/000001", "00000/000003"}
     for key, s in kept.items():

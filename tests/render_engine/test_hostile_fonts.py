@@ -15,11 +15,12 @@ from types import SimpleNamespace
 import freetype
 import pytest
 
-from render_engine import files, fonts
+from render_engine import fonts
 from render_engine.config import FontConfig, RenderConfig, TextConfig
 from render_engine.fonts import FontError, FontLibrary
 from render_engine.paths import bundled_fonts
 from tests.conftest import subset_font
+from textinfuse import files
 
 LATIN = bundled_fonts() / "latin"
 SAMPLE = "AZaz09 abcxyz"

@@ -8,7 +8,7 @@ from PIL import Image
 
 from pipelines.render_job import OutputConfig, encode
 from render_engine.paths import bundled_backgrounds
-from training import png
+from textinfuse import png_reader as png
 from training.data import decode_rgb
 
 
@@ -58,5 +58,5 @@ def test_everything_else_is_left_to_pil(photo):
     corrupt = bytearray(good)
     corrupt[len(corrupt) // 2] ^= 0xFF  # inside the compressed stream: zlib's checksum catches it
     assert png.decode(bytes(corrupt)) is None
-    with pytest.raises(ValueError, match="undecodable"):
+    with pytest.raises(ValueError, match="truncated"):
         decode_rgb({"__key__": "k", "png": good[: len(good) // 2]})

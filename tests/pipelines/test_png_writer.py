@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.png import FILTERS, encode_png
+from pipelines.png_writer import FILTERS, encode_png
 from render_engine.paths import bundled_backgrounds
 
 
@@ -46,7 +46,7 @@ def test_every_filter_and_level_reads_back_exactly(photo, row_filter, level):
 
 @pytest.mark.parametrize("rows_at_a_time", [1, 2, 7])
 def test_large_images_filtered_in_chunks_give_the_same_bytes(photo, monkeypatch, rows_at_a_time):
-    import pipelines.png as png
+    import pipelines.png_writer as png
 
     whole = {f: encode_png(photo, 1, f) for f in [*FILTERS, "adaptive"]}
     monkeypatch.setattr(png, "_CHUNK", photo.shape[1] * 3 * rows_at_a_time)

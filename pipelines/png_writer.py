@@ -3,8 +3,9 @@
 A 256x256 render sample is written in about 1.4 ms at level 1, where libpng (through OpenCV) takes
 2.9 ms with the Up filter and RLE, or 5.6 ms with its default filters, and the files are smaller
 than the former's. PNG encoding had been about a third of a sample's cost. The files are ordinary
-8-bit PNGs (IHDR, one IDAT, IEND) that every decoder reads; the training loader's fast path
-(`training/png.py`) decodes the None, Sub and Up rows this writes by default.
+8-bit PNGs (IHDR, one IDAT, IEND) that every decoder reads; the reader's fast path
+(`textinfuse/png_reader.py`, used by the training loader and the evaluation) decodes the None, Sub and Up
+rows this writes by default.
 
 Every level 0-9 deflates with libdeflate (the `deflate` package) at that level (0 stores, 1 is fastest).
 It is deterministic: the same rows give the same bytes in any process, which "same seed, same bytes"

@@ -1,10 +1,13 @@
-"""A fast path for decoding the PNGs that `render` writes (8-bit RGB, not interlaced, rows filtered with
-None, Sub or Up): inflate with ISA-L (`isal`, 2.5x faster than zlib here) and undo the row filters with
-numpy. A 256x256 render sample decodes in about 1.2 ms instead of PIL's 3.2 ms, which is what lets one
-loader core keep up with a GPU. Anything else (palette, 16-bit, interlaced, Average/Paeth rows, a bad
-checksum) returns None and the caller decodes it the ordinary way; nothing here guesses. Shards come from
-anyone: `size` reads the header so callers can refuse a decompression bomb before anything is inflated, and
-inflating stops at the size the header declares.
+"""A fast path for decoding simple PNGs such as `render` writes: 8-bit grey, RGB or RGBA, not interlaced,
+rows filtered with None, Sub or Up. It inflates with ISA-L (`isal`, 2.5x faster than zlib here) and undoes the
+row filters with numpy: a 256x256 render sample decodes in about 1.2 ms instead of PIL's 3.2 ms, which is
+what lets one loader core keep up with a GPU. The result is what PIL's `convert("RGB")` gives (grey
+repeated, alpha dropped). Anything else (palette, 16-bit, interlaced, Average/Paeth rows, a deflate
+stream that is cut short or fails zlib's Adler-32 check) returns None and the caller decodes it the
+ordinary way (`textinfuse.images.decode_image` does, in its `plain` mode); nothing here guesses. Chunk
+CRCs are not checked: a file whose only damage is a CRC decodes here (PIL accepts a bad IDAT CRC too).
+Shards come from anyone: `size` reads the header so callers can refuse a decompression bomb before
+anything is inflated, and inflating stops at the size the header declares.
 """
 
 from __future__ import annotations

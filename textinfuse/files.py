@@ -1,12 +1,16 @@
-"""Reading files that come from elsewhere (images, tars, fonts): regular files only, bounded in size.
+"""Reading files that come from elsewhere (images, tars, fonts): regular files only, bounded in size;
+their names in JSON; this user's private cache folder.
 
 A FIFO, a device (`/dev/zero`) or a socket named like an image or a font would block a worker forever
 or fill its memory: such files are refused unread, and nothing is opened in a way that blocks.
+A base module: it imports nothing of ours, so every layer may use it (the renderer's fonts and
+backgrounds, `textinfuse.images`, the evaluation's caches).
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
 import errno
 import io
 import logging
@@ -22,10 +26,18 @@ _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0
 
 
 class Refused(OSError):
-    """A file refused unread. `str()` is the reason alone (callers name the file; `filename` has it)."""
+    """A file refused unread. `str()` is the reason alone (callers name the file; `filename` has it);
+    `reason` says it as a code: "not_regular", "not_ours", "too_large" or "truncated"."""
+
+    def __init__(self, code: int, message: str, filename: str, reason: str) -> None:
+        super().__init__(code, message, filename)
+        self.reason = reason
 
     def __str__(self) -> str:
         return self.strerror or "refused"
+
+    def __reduce__(self):  # OSError pickles its args only: keep the reason (Ray sends errors between processes)
+        return (type(self), (self.errno, self.strerror, self.filename, self.reason))
 
 
 def open_regular(path: str | os.PathLike, ours: bool = False) -> io.BufferedReader:
@@ -35,9 +47,9 @@ def open_regular(path: str | os.PathLike, ours: bool = False) -> io.BufferedRead
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise Refused(errno.EINVAL, "not a regular file", os.fspath(path))
+            raise Refused(errno.EINVAL, "not a regular file", os.fspath(path), "not_regular")
         if ours and st.st_uid != os.getuid():
-            raise Refused(errno.EPERM, f"owned by uid {st.st_uid}", os.fspath(path))
+            raise Refused(errno.EPERM, f"owned by uid {st.st_uid}", os.fspath(path), "not_ours")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -49,14 +61,14 @@ def read_span(f: io.BufferedReader, offset: int, size: int, limit: int = MAX_INP
     """`size` bytes at `offset`, checked against the limit and the file's size before anything is read
     (a tar header may claim any size)."""
     if size > limit:
-        raise Refused(errno.EFBIG, f"larger than {_mib(limit)}", f.name)
+        raise Refused(errno.EFBIG, f"larger than {_mib(limit)}", f.name, "too_large")
     have = os.fstat(f.fileno()).st_size - offset
     if have < size:
-        raise Refused(errno.EIO, f"truncated: {max(have, 0)} of {size} bytes", f.name)
+        raise Refused(errno.EIO, f"truncated: {max(have, 0)} of {size} bytes", f.name, "truncated")
     f.seek(offset)
     data = f.read(size)
     if len(data) != size:  # shrank while we read
-        raise Refused(errno.EIO, f"truncated: {len(data)} of {size} bytes", f.name)
+        raise Refused(errno.EIO, f"truncated: {len(data)} of {size} bytes", f.name, "truncated")
     return data
 
 
@@ -72,6 +84,24 @@ def is_regular(p: Path) -> bool:
         return stat.S_ISREG(p.stat().st_mode)
     except OSError:
         return False
+
+
+def name_fields(key: str, name: str) -> dict[str, str]:
+    """`{key: name}` for JSON, losslessly. File and tar member names can be any bytes; Python holds the
+    undecodable ones as lone surrogates, which JSON (and UTF-8) cannot carry. Such a name is written as a
+    readable form (bad bytes as `\\xNN`) under `key` and its exact bytes, base64, under `key + "_b64"`."""
+    try:
+        name.encode("utf-8")
+        return {key: name}
+    except UnicodeEncodeError:
+        raw = os.fsencode(name)
+        return {key: raw.decode("utf-8", "backslashreplace"), f"{key}_b64": base64.b64encode(raw).decode("ascii")}
+
+
+def name_from(record: dict, key: str) -> str:
+    """The exact name `name_fields` wrote (as Python holds file names: undecodable bytes as surrogates)."""
+    raw = record.get(f"{key}_b64")
+    return os.fsdecode(base64.b64decode(raw)) if raw else record[key]
 
 
 def _mib(n: int) -> str:
