@@ -31,3 +31,12 @@ def test_bad_values_give_one_line_errors(tmp_path):
     assert r.returncode == 2 and "unknown key" in r.stderr
     r = run("render", "--out", str(tmp_path), "--level", "5", "--char-px", "12-20")
     assert r.returncode == 2 and "level 5" in r.stderr
+
+
+def test_repeated_input_flags_add_up():
+    from textinfuse.cli import build_parser
+
+    args = build_parser().parse_args(["filter", "--input", "a", "--input", "b", "c", "--out", "o"])
+    assert args.input == ["a", "b", "c"]
+    args = build_parser().parse_args(["bench-build", "--input", "x.pdf", "--input", "y", "--out", "o"])
+    assert args.input == ["x.pdf", "y"]

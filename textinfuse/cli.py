@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_preview)
 
     f = sub.add_parser("filter", help="keep sharp, text-rich real images (validity, clarity, OCR text density)")
-    f.add_argument("--input", nargs="+", help="image folders, globs, list files (.txt) or WebDataset tars")
+    f.add_argument("--input", nargs="+", action="extend", help="image folders, globs, list files (.txt) or WebDataset tars")
     f.add_argument("--out", required=True, help="output folder (kept shards, scores.jsonl, manifest.json)")
     add_config_flags(f, "YAML/TOML FilterConfig (thresholds)")
     f.add_argument("--rescore", metavar="DIR", help="re-apply thresholds to DIR's recorded scores (inputs from DIR)")
@@ -461,7 +461,7 @@ def add_eval_parsers(sub) -> None:
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench-build", help="build a 256x256 text-crop benchmark from your PDFs or page images")
-    b.add_argument("--input", nargs="+", required=True, help="PDF files, page images or folders of them")
+    b.add_argument("--input", nargs="+", action="extend", required=True, help="PDF files, page images or folders of them")
     b.add_argument("--out", required=True, help="output folder (PNG crops, benchmark.jsonl)")
     b.add_argument("--lang", choices=["auto", "en", "zh"], help="document language (default auto)")
     b.add_argument("--crop", type=int, help="crop side in px (default 256)")
