@@ -64,6 +64,44 @@ def goal_checks(cfg: AblationConfig, arms: dict[str, dict]) -> dict[str, Any]:
     return out
 
 
+def crop_neds(run: Path, sets: list[str]) -> dict[tuple[str, str], float]:
+    """{(set, file): NED} of one run's text crops, from its eval's `ned_details.json` files."""
+    out: dict[tuple[str, str], float] = {}
+    for name in sets:
+        try:
+            details = json.loads((run / "eval" / name / "ned_details.json").read_text(encoding="utf-8"))["details"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        for d in details:
+            if isinstance(d, dict) and isinstance(d.get("ned"), (int, float)):
+                out[(name, str(d.get("file")))] = float(d["ned"])
+    return out
+
+
+def paired_difference(out: Path, a: str, b: str, seeds: list[int], sets: list[str], draws: int = 2000,
+                      seed: int = 0) -> dict[str, Any] | None:
+    """Arm `a` minus arm `b`, crop by crop: for each seed, the mean NED difference over the text crops both
+    runs scored; its mean over seeds, with a 95 % bootstrap interval over crops (the same crops resampled
+    for every seed, seeds kept: it says how much the figure depends on which crops the set holds, not on
+    training randomness, which the seed spread shows) and the share of crops where `a` reads better."""
+    import numpy as np
+
+    per_seed = []
+    for s in seeds:
+        x = crop_neds(out / "runs" / a / f"seed_{s}", sets)
+        y = crop_neds(out / "runs" / b / f"seed_{s}", sets)
+        per_seed.append({k: x[k] - y[k] for k in x.keys() & y.keys()})
+    keys = sorted(set.intersection(*(set(d) for d in per_seed))) if per_seed else []
+    if not keys:
+        return None
+    diffs = np.array([[d[k] for k in keys] for d in per_seed])  # seeds x crops
+    rng = np.random.default_rng(seed)
+    boot = diffs[:, rng.integers(0, len(keys), (draws, len(keys)))].mean(axis=(0, 2))
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {"mean": float(diffs.mean()), "ci95": [float(lo), float(hi)], "crops": len(keys), "seeds": len(seeds),
+            "a_better": float((diffs > 0).mean()), "b_better": float((diffs < 0).mean())}
+
+
 def _f(v: Any, nd: int = 3) -> str:
     return "-" if v is None else f"{v:.{nd}f}"
 
@@ -89,6 +127,12 @@ def markdown(cfg: AblationConfig, res: dict) -> str:
         spread = "-" if g["seed_spread"] is None else f"{g['seed_spread']:.3f}"
         checks.append(f"- `{g['arm']}` - `{g['contrast']}` NED: {g['ned_gain_over_contrast']:+.3f} "
                       f"(goal > seed spread {spread}): {verdict}")
+    for key, other in (("paired_baseline", g.get("baseline")), ("paired_contrast", g.get("contrast"))):
+        p = g.get(key)
+        if p:
+            checks.append(f"- crop by crop, `{g['arm']}` - `{other}`: {p['mean']:+.3f} NED, 95 % interval over crops "
+                          f"[{p['ci95'][0]:+.3f}, {p['ci95'][1]:+.3f}] ({p['crops']} crops x {p['seeds']} seeds; "
+                          f"`{g['arm']}` better on {p['a_better']:.0%}, worse on {p['b_better']:.0%})")
     if "photo_psnr_ok" in g:
         checks.append(f"- photo PSNR of `{g['arm']}` under `{g['baseline']}`: {g['photo_psnr_drop_db']:+.2f} dB "
                       f"(goal <= {spec.max_photo_psnr_drop}): {'met' if g['photo_psnr_ok'] else 'NOT met'}")
@@ -148,7 +192,13 @@ def _ned_of(details: Path, name: str) -> float | None:
 def write_report(out: Path, cfg: AblationConfig, runs: dict[str, list[dict]], data: dict, picks: list,
                  text: list[str], photos: list[str]) -> dict:
     arms = {a: summarise(rs) for a, rs in runs.items() if rs}
-    res = {"arms": arms, "goal": goal_checks(cfg, arms), "data": data, "eval": {"text": text, "photos": photos},
+    goal = goal_checks(cfg, arms)
+    for key, other in (("paired_baseline", cfg.goal.baseline), ("paired_contrast", cfg.goal.contrast)):
+        a, b = arms.get(cfg.goal.arm), arms.get(other)
+        if a and b:
+            seeds = sorted(set(a["seeds"]) & set(b["seeds"]))
+            goal[key] = paired_difference(out, cfg.goal.arm, other, seeds, sorted(a["NED_by_set"]))
+    res = {"arms": arms, "goal": goal, "data": data, "eval": {"text": text, "photos": photos},
            "identity": cfg.identity(), "config": to_dict(cfg)}
     (out / "results.json").write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "results.md").write_text(markdown(cfg, res), encoding="utf-8")

@@ -88,7 +88,10 @@ def test_outputs_have_the_documented_shape(ablated):
     assert saved["config"]["arms"].keys() == cfg.arms.keys()
     g = saved["goal"]  # plain-text was not run: its check is left out, the other two are made
     assert g["ned_gain_over_baseline"] == pytest.approx(saved["arms"]["synthetic"]["NED"] - saved["arms"]["general"]["NED"])
-    assert "photo_psnr_ok" in g and "contrast_ok" not in g
+    assert "photo_psnr_ok" in g and "contrast_ok" not in g and "paired_contrast" not in g
+    p = g["paired_baseline"]  # crop by crop over the run's real crops: its mean is the NED gain (all crops valid)
+    if p is not None:  # None only when OCR read no text in any original (then NED is None too)
+        assert p["crops"] >= 1 and p["seeds"] == 1 and p["ci95"][0] <= p["mean"] <= p["ci95"][1]
     md = (out / "results.md").read_text()
     assert "| `general` |" in md and "| `synthetic` |" in md and "photo PSNR" in md
     with Image.open(out / "grid.png") as g:  # 2 crops x (original + 2 arms)
@@ -201,3 +204,23 @@ def test_cli_help_and_shipped_configs_load():
     a = build_parser().parse_args(["ablate", "--config", "c.yaml", "--out", "o", "--arms", "general,synthetic",
                                    "--seeds", "1", "--eval-gt", "d1", "d2", "--resume"])
     assert (a.arms, a.seeds, a.eval_gt, a.resume) == ("general,synthetic", 1, ["d1", "d2"], True)
+
+
+def test_paired_difference_is_crop_by_crop_and_seed_matched(tmp_path):
+    from ablation.report import paired_difference
+
+    neds = {("a", 0): [0.9, 0.8, 0.5], ("b", 0): [0.7, 0.8, 0.6], ("a", 1): [1.0, 0.6, 0.5], ("b", 1): [0.8, 0.7, 0.5]}
+    for (arm, seed), vals in neds.items():
+        d = tmp_path / "runs" / arm / f"seed_{seed}" / "eval" / "docs"
+        d.mkdir(parents=True)
+        rows = [{"file": f"c{i}.png", "gt_text": "x", "rec_text": "x", "ned": v} for i, v in enumerate(vals)]
+        if arm == "a" and seed == 1:
+            rows.append({"file": "only-here.png", "gt_text": "x", "rec_text": "", "ned": 0.0})  # unpaired: left out
+        (d / "ned_details.json").write_text(json.dumps({"avg_ned": 0, "details": rows}))
+    p = paired_difference(tmp_path, "a", "b", [0, 1], ["docs", "missing-set"])
+    diffs = [0.2, 0.0, -0.1, 0.2, -0.1, 0.0]
+    assert p["crops"] == 3 and p["seeds"] == 2
+    assert p["mean"] == pytest.approx(sum(diffs) / 6)
+    assert p["a_better"] == pytest.approx(2 / 6) and p["b_better"] == pytest.approx(2 / 6)
+    assert p["ci95"][0] <= p["mean"] <= p["ci95"][1] and p["ci95"][0] >= -0.1 - 1e-9 and p["ci95"][1] <= 0.2 + 1e-9
+    assert paired_difference(tmp_path, "a", "nope", [0], ["docs"]) is None
