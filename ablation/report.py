@@ -42,8 +42,9 @@ def summarise(runs: list[dict]) -> dict[str, Any]:
     return row
 
 
-def goal_checks(cfg: AblationConfig, arms: dict[str, dict]) -> dict[str, Any]:
-    """The goal's three checks where their arms were run (None where an arm is missing)."""
+def goal_checks(cfg: AblationConfig, arms: dict[str, dict], folder: Path | None = None) -> dict[str, Any]:
+    """The goal's three checks where their arms were run (None where an arm is missing), and with the run
+    folder `folder` the arm's crop-by-crop comparison with the other two (`paired_difference`)."""
     g = cfg.goal
     a, b, c = (arms.get(n) for n in (g.arm, g.baseline, g.contrast))
     out: dict[str, Any] = {"arm": g.arm, "baseline": g.baseline, "contrast": g.contrast}
@@ -61,6 +62,10 @@ def goal_checks(cfg: AblationConfig, arms: dict[str, dict]) -> dict[str, Any]:
         out["ned_gain_over_contrast"] = gain
         out["seed_spread"] = spread if len(a["seeds"]) > 1 else None
         out["contrast_ok"] = gain > spread if len(a["seeds"]) > 1 else None  # one seed: no spread to beat
+    for key, name, other in (("paired_baseline", g.baseline, b), ("paired_contrast", g.contrast, c)):
+        if folder is not None and a and other:
+            seeds = sorted(set(a["seeds"]) & set(other["seeds"]))
+            out[key] = paired_difference(folder, g.arm, name, seeds, sorted(a["NED_by_set"]))
     return out
 
 
@@ -192,13 +197,7 @@ def _ned_of(details: Path, name: str) -> float | None:
 def write_report(out: Path, cfg: AblationConfig, runs: dict[str, list[dict]], data: dict, picks: list,
                  text: list[str], photos: list[str]) -> dict:
     arms = {a: summarise(rs) for a, rs in runs.items() if rs}
-    goal = goal_checks(cfg, arms)
-    for key, other in (("paired_baseline", cfg.goal.baseline), ("paired_contrast", cfg.goal.contrast)):
-        a, b = arms.get(cfg.goal.arm), arms.get(other)
-        if a and b:
-            seeds = sorted(set(a["seeds"]) & set(b["seeds"]))
-            goal[key] = paired_difference(out, cfg.goal.arm, other, seeds, sorted(a["NED_by_set"]))
-    res = {"arms": arms, "goal": goal, "data": data, "eval": {"text": text, "photos": photos},
+    res = {"arms": arms, "goal": goal_checks(cfg, arms, out), "data": data, "eval": {"text": text, "photos": photos},
            "identity": cfg.identity(), "config": to_dict(cfg)}
     (out / "results.json").write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "results.md").write_text(markdown(cfg, res), encoding="utf-8")
