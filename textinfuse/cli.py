@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_preview)
 
     f = sub.add_parser("filter", help="keep sharp, text-rich real images (validity, clarity, OCR text density)")
-    f.add_argument("--input", nargs="+", action="extend", help="image folders, globs, list files (.txt) or WebDataset tars")
+    f.add_argument("--input", nargs="+", action="extend", help="image folders, globs, list files (.txt) or WebDataset tars (repeat the flag or list several)")
     f.add_argument("--out", required=True, help="output folder (kept shards, scores.jsonl, manifest.json)")
     add_config_flags(f, "YAML/TOML FilterConfig (thresholds)")
     f.add_argument("--rescore", metavar="DIR", help="re-apply thresholds to DIR's recorded scores (inputs from DIR)")
