@@ -58,6 +58,10 @@ class FontConfig:
     dirs: tuple[str, ...] = ()  # font folders or files; empty = bundled fonts/
     include_bundled: bool = True  # also use bundled fonts when dirs are given
     latin_in_cjk_font: float = 0.2  # chance English text is set in a Chinese font (as in zh documents)
+    # measured legibility per face (render_engine/legibility.py): "bundled" (fonts/legibility.json), a
+    # calibration's legibility.json for other faces, or "none"; a face is drawn at a level only at sizes
+    # where it reads at least the level's readability floor
+    legibility: str = "bundled"
 
 
 @dataclass(frozen=True)

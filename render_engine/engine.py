@@ -28,6 +28,7 @@ from .fonts import FontFace, FontLibrary
 from .glyphs import GlyphCache
 from .labels import CHARS_MEMBER, LABEL_VERSION
 from .layout import fill, grid, place
+from .legibility import Legibility, load_table
 from .levels import LEVELS, scaled
 from .paths import bundled_backgrounds, bundled_corpora, bundled_fonts
 from .text import TextSource
@@ -69,6 +70,32 @@ class Assets:
         refs, self.background_problems = find_images(list(cfg.backgrounds.sources) or [str(bundled_backgrounds())])
         b = cfg.backgrounds
         self.backgrounds = BackgroundSet(refs, b.max_pixels, b.min_side)
+
+
+_LEGIBILITY: dict[str, Legibility | None] = {}
+_WARNED: set[str] = set()
+
+
+def _legibility(setting: str, faces: list[FontFace], langs: tuple[str, ...]) -> Legibility | None:
+    """The legibility table of `fonts.legibility` (loaded once per process); says once which faces have
+    no profile (they are drawn at any size)."""
+    key = setting
+    if setting not in ("", "none", "bundled"):  # a file: loaded again when it changes
+        try:
+            st = Path(setting).stat()
+            key = f"{setting}|{st.st_mtime_ns}|{st.st_size}"
+        except OSError:
+            pass  # load_table names the file and the reason
+    if key not in _LEGIBILITY:
+        _LEGIBILITY[key] = load_table(setting)
+    table = _LEGIBILITY[key]
+    if table is not None:
+        missing = [m for m in table.missing(faces, list(langs)) if f"{setting}|{m}" not in _WARNED]
+        if missing:
+            _WARNED.update(f"{setting}|{m}" for m in missing)
+            log.info("no legibility profile for %s in %s: drawn at any size (textinfuse calibrate measures them)",
+                     ", ".join(missing), table.source)
+    return table
 
 
 _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -183,6 +210,7 @@ class Renderer:
             assets.fonts.require(cfg.text.langs)
         self.assets = assets or Assets(cfg)
         self.effects = fx.ordered(cfg.effects.enabled)
+        self.legibility = _legibility(cfg.fonts.legibility, self.assets.fonts.faces, cfg.text.langs)
 
     # ---- measuring -------------------------------------------------------------------------------
     def _width(self, face: FontFace, px: int):
@@ -299,7 +327,15 @@ class Renderer:
             cands = fonts.faces_for("latin", without="han")
         else:
             cands = fonts.faces_for("han" if lang != "en" else "latin")
-        face, text, lost = fonts.pick(text, cands, rng)
+        face, picked, lost = fonts.pick(text, cands, rng)
+        floor = lv.readability[0]
+        if self.legibility is not None and not self.legibility.admits(face, lang, px, floor):
+            # the face does not read as well as the level promises at this size, even on a clean page:
+            # choose again among those that do (the random stream changes only where this happens)
+            fit = [f for f in cands if self.legibility.admits(f, lang, px, floor)]
+            if fit:
+                face, picked, lost = fonts.pick(text, fit, rng)
+        text = picked
         indent = (2.0 if lang != "en" else 1.5) if (page and rng.random() < 0.5) else 0.0
         if col_w - indent * px < 2 * px:  # a column too narrow for its indent (small canvases, large text)
             indent = 0.0

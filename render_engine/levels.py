@@ -1,16 +1,22 @@
 """Difficulty levels, from 1 (easy) to 5 (hard).
 
-| level | name        | char px (em) | contrast (WCAG) | background               | effect chance |
-|-------|-------------|--------------|-----------------|--------------------------|---------------|
-| 1     | easy        | 14-20        | 7-21            | calmest of 4 crops       | low           |
-| 2     | moderate    | 10-16        | 4.5-12          | calmer of 2 crops        | low-medium    |
-| 3     | medium      | 8-13         | 3-5             | any crop                 | medium        |
-| 4     | challenging | 6-10         | 2-3.5           | busier of 2 crops        | medium-high   |
-| 5     | hard        | 5-7          | 1.5-2.5         | busiest of 4 crops       | high          |
+| level | name        | char px (em) | contrast (WCAG) | background               | effect chance | readability band |
+|-------|-------------|--------------|-----------------|--------------------------|---------------|------------------|
+| 1     | easy        | 14-20        | 7-21            | calmest of 4 crops       | low           | >= 0.99          |
+| 2     | moderate    | 10-16        | 4.5-12          | calmer of 2 crops        | low-medium    | 0.97-0.99        |
+| 3     | medium      | 8-13         | 3-5             | any crop                 | medium        | 0.9-0.97         |
+| 4     | challenging | 6-10         | 2-3.5           | busier of 2 crops        | medium-high   | 0.6-0.9          |
+| 5     | hard        | 5-7          | 1.5-2.5         | busiest of 4 crops       | high          | < 0.6            |
 
 Char px is the em size in pixels (see README "Character size"). Sizes are drawn uniformly from the
 level's range intersected with the job's `char_px` range. Contrast is the target ratio between the text
 colour and the mean background luminance under the text block; the label records the achieved value.
+
+Readability is the bundled OCR's mean order-free character F1 on the level's samples (`textinfuse
+calibrate`): the bands are character error rates of at most 1 %, 1-3 %, 3-10 %, 10-40 % and over 40 %,
+each step about three times the error of the one before (README, "Difficulty levels", has the measured
+figures). The renderer keeps faces inside them: at each level a face is drawn only at sizes where it
+reads at least the band's floor under the easiest conditions (`render_engine/legibility.py`).
 """
 
 from __future__ import annotations
@@ -25,15 +31,21 @@ class Level:
     char_px: tuple[int, int]  # inclusive em-size range, px
     contrast: tuple[float, float]  # WCAG ratio range
     background_tries: int  # crops tried; the calmest (positive) or busiest (negative) is kept
+    readability: tuple[float, float]  # the band [floor, ceiling) of OCR character F1 its samples read in
 
 
 LEVELS: dict[int, Level] = {
-    1: Level(1, "easy", (14, 20), (7.0, 21.0), 4),
-    2: Level(2, "moderate", (10, 16), (4.5, 12.0), 2),
-    3: Level(3, "medium", (8, 13), (3.0, 5.0), 1),
-    4: Level(4, "challenging", (6, 10), (2.0, 3.5), -2),
-    5: Level(5, "hard", (5, 7), (1.5, 2.5), -4),
+    1: Level(1, "easy", (14, 20), (7.0, 21.0), 4, (0.99, 1.0)),
+    2: Level(2, "moderate", (10, 16), (4.5, 12.0), 2, (0.97, 0.99)),
+    3: Level(3, "medium", (8, 13), (3.0, 5.0), 1, (0.9, 0.97)),
+    4: Level(4, "challenging", (6, 10), (2.0, 3.5), -2, (0.6, 0.9)),
+    5: Level(5, "hard", (5, 7), (1.5, 2.5), -4, (0.0, 0.6)),
 }
+
+
+def bands() -> tuple[float, ...]:
+    """The levels' readability floors, best first, without level 5's (0): level 1 reads >= bands[0], ..."""
+    return tuple(LEVELS[n].readability[0] for n in sorted(LEVELS)[:-1])
 
 
 def scaled(level: int, scale: float = 1.0) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""`char_f1` and the readability calibration (pipelines/calibrate.py), kept tiny: 128 px canvases, a few
+"""`char_f1` and the readability calibration (pipelines/calibrate/), kept tiny: 128 px canvases, a few
 OCR calls."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pipelines.calibrate import (
     CalibrateConfig,
     Face,
     Task,
+    band_of,
     calibrate_task,
     cell_config,
     effect_strength,
@@ -23,6 +24,7 @@ from pipelines.calibrate import (
 from pipelines.executors import LocalExecutor
 from render_engine.config import RenderConfig
 from render_engine.effects import REGISTRY
+from render_engine.legibility import Legibility
 from textinfuse.configio import ConfigError, load
 from textinfuse.metrics import char_f1
 
@@ -159,6 +161,16 @@ def test_end_to_end_and_resume(tmp_path, monkeypatch):
         assert c["n"] == 2 and 0.0 <= c["mean"] <= 1.0 and c["std"] >= 0.0
     assert cells[1]["applied"] == 2  # blur always applied
     assert saved["summary"]["min_size"][0]["lang"] == "en"
+    verdict = saved["summary"]["levels"]  # each level's own band, from the means above
+    for lang in ("en", "zh"):
+        for r in saved["levels"]:
+            if r[lang]["n"]:
+                assert verdict[lang]["in_band"][str(r["level"])] == (band_of(r[lang]["mean"], saved["bands"]) == r["level"])
+    assert verdict["all_in_band"] == all(v for lang in ("en", "zh") for v in verdict[lang]["in_band"].values())
+    # the no-effect cells as a legibility table the renderer takes (fonts.legibility)
+    table = Legibility.load(out / "legibility.json")
+    assert table.profile("DejaVu Sans", "Book", "en").curve == ((12, cells[0]["mean"]),)
+    assert table.profile("DejaVu Sans", "Book", "zh") is None
     page = (out / "calibration.html").read_text()
     assert page.count("data:image/png;base64,") >= 4  # levels, size curve, effects, examples
     assert (out / "levels.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -167,7 +179,7 @@ def test_end_to_end_and_resume(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("recomputed")
 
-    monkeypatch.setattr("pipelines.calibrate.calibrate_task", boom)
+    monkeypatch.setattr("pipelines.calibrate.run.calibrate_task", boom)
     (out / "calibration.html").unlink()
     again = run_calibrate(cfg, out)
     assert again == saved and (out / "calibration.html").exists()

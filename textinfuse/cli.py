@@ -391,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca = sub.add_parser("calibrate", help="measure readability (OCR character F1) per level and per font x size "
                                           "x script x effect -> calibration.json, calibration.html")
     ca.add_argument("--out", required=True, help="output folder (calibration.json, calibration.html, levels.png)")
-    ca.add_argument("--samples-per-cell", type=int, help="samples per font x size x script x effect (default 8; 0 skips)")
+    ca.add_argument("--samples-per-cell", type=int, help="samples per font x size x script x effect (default 6; 0 skips)")
     ca.add_argument("--samples-per-level", type=int, help="samples per level and language (default 40; 0 skips)")
     add_config_flags(ca, "YAML/TOML CalibrateConfig (faces, sizes, effects, bands, render)")
     ca.add_argument("--overwrite", action="store_true", help="measure again over a calibration of another config")
