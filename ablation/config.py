@@ -47,14 +47,17 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class EvalSpec:
-    """text: folders of real document crops (NED, PSNR, SSIM; `--eval-gt` replaces them); photos:
-    folders of photos (PSNR_photos, SSIM_photos: a gain on text must not be paid for on photos);
+    """text: folders of real document crops (NED, PSNR, SSIM; `--eval-gt` replaces them); images: folders
+    of real text in images, e.g. screenshots (NED_images, PSNR_images, SSIM_images: reported beside the
+    documents' figures, not pooled with them, so the goal stays on documents); photos: folders of photos
+    (PSNR_photos, SSIM_photos: a gain on text must not be paid for on photos);
     grid_crops: text crops shown in grid.png; workers: OCR processes; lpips_weights: local LPIPS weights
     (see `textinfuse eval`; empty = no LPIPS); use_ema: evaluate the EMA weights (else the raw ones);
     ned_text: the OCR text NED compares, `textinfuse eval --ned-text`: "engine" (OmniDoc-TokenBench's,
     the default) or "normalised" (reading order, whitespace removed)."""
 
     text: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()
     photos: tuple[str, ...] = ()
     grid_crops: int = 6
     workers: int = 2
@@ -166,6 +169,7 @@ def load_ablation(path: str | Path, overrides: list[str] = ()) -> AblationConfig
     base = Path(path).resolve().parent
     sources = {n: replace(s, inputs=tuple(_resolve(base, i) for i in s.inputs)) for n, s in cfg.sources.items()}
     ev = replace(cfg.eval, text=tuple(_resolve(base, p) for p in cfg.eval.text),
+                 images=tuple(_resolve(base, p) for p in cfg.eval.images),
                  photos=tuple(_resolve(base, p) for p in cfg.eval.photos),
                  lpips_weights=_resolve(base, cfg.eval.lpips_weights))
     cfg = replace(cfg, sources=sources, eval=ev)

@@ -13,7 +13,8 @@ from textinfuse.configio import to_dict
 
 from .config import AblationConfig
 
-METRICS = ("NED", "PSNR", "SSIM", "PSNR_photos", "SSIM_photos", "LPIPS", "LPIPS_photos")
+METRICS = ("NED", "PSNR", "SSIM", "PSNR_photos", "SSIM_photos", "LPIPS", "LPIPS_photos", "NED_images", "PSNR_images",
+           "SSIM_images")
 
 
 def _mean(xs: list[float | None]) -> float | None:
@@ -29,10 +30,12 @@ def summarise(runs: list[dict]) -> dict[str, Any]:
         if any(v is not None for v in vals):
             row[m] = _mean(vals)
             row[f"{m}_seeds"] = vals
-    neds = [r["NED"] for r in runs if r.get("NED") is not None]
-    row["NED_spread"] = max(neds) - min(neds) if len(neds) > 1 else None
-    sets = sorted({n for r in runs for n, s in r["sets"].items() if s["kind"] == "text"})
-    row["NED_by_set"] = {n: _mean([r["sets"][n]["NED"] for r in runs if n in r["sets"]]) for n in sets}
+    for key in ("NED", "NED_images"):
+        neds = [r[key] for r in runs if r.get(key) is not None]
+        row[f"{key}_spread"] = max(neds) - min(neds) if len(neds) > 1 else None
+    for key, kind in (("NED_by_set", "text"), ("NED_by_image_set", "images")):
+        sets = sorted({n for r in runs for n, s in r["sets"].items() if s["kind"] == kind})
+        row[key] = {n: _mean([r["sets"][n]["NED"] for r in runs if n in r["sets"]]) for n in sets}
     row["steps"] = runs[0]["steps"]
     row["seeds"] = [r["seed"] for r in runs]
     row["cpu_seconds"] = _mean([r["cpu_seconds"] for r in runs])  # training, per seed
@@ -66,6 +69,17 @@ def goal_checks(cfg: AblationConfig, arms: dict[str, dict], folder: Path | None 
         if folder is not None and a and other:
             seeds = sorted(set(a["seeds"]) & set(other["seeds"]))
             out[key] = paired_difference(folder, g.arm, name, seeds, sorted(a["NED_by_set"]))
+    if a and a.get("NED_images") is not None:  # the same comparisons on real text in images (outside the goal)
+        im: dict[str, Any] = {}
+        for key, name, other in (("baseline", g.baseline, b), ("contrast", g.contrast, c)):
+            if other and other.get("NED_images") is not None:
+                spread = max(a.get("NED_images_spread") or 0.0, other.get("NED_images_spread") or 0.0)
+                im[f"gain_over_{key}"] = a["NED_images"] - other["NED_images"]
+                im[f"{key}_seed_spread"] = spread if len(a["seeds"]) > 1 else None
+                if folder is not None:
+                    seeds = sorted(set(a["seeds"]) & set(other["seeds"]))
+                    im[f"paired_{key}"] = paired_difference(folder, g.arm, name, seeds, sorted(a["NED_by_image_set"]))
+        out["images"] = im
     return out
 
 
@@ -114,13 +128,17 @@ def _f(v: Any, nd: int = 3) -> str:
 def markdown(cfg: AblationConfig, res: dict) -> str:
     arms = res["arms"]
     sets = sorted({n for r in arms.values() for n in r["NED_by_set"]})
+    isets = sorted({n for r in arms.values() for n in r.get("NED_by_image_set", {})})
     head = ["arm", "NED (mean)", "NED per seed", *[f"NED {s}" for s in sets], "PSNR text", "SSIM text",
+            *[f"NED {s} (images)" for s in isets], *(["NED images per seed"] if isets else []),
             "PSNR photos", "SSIM photos", "steps", "train CPU s/seed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in arms.items():
         lines.append("| " + " | ".join([
             f"`{name}`", _f(r.get("NED")), ", ".join(_f(x) for x in r.get("NED_seeds", [])),
             *[_f(r["NED_by_set"].get(s)) for s in sets], _f(r.get("PSNR"), 2), _f(r.get("SSIM")),
+            *[_f(r.get("NED_by_image_set", {}).get(s)) for s in isets],
+            *([", ".join(_f(x) for x in r.get("NED_images_seeds", []))] if isets else []),
             _f(r.get("PSNR_photos"), 2), _f(r.get("SSIM_photos")), str(r["steps"]), _f(r["cpu_seconds"], 0)]) + " |")
     g, spec = res["goal"], cfg.goal
     checks = []
@@ -141,13 +159,30 @@ def markdown(cfg: AblationConfig, res: dict) -> str:
     if "photo_psnr_ok" in g:
         checks.append(f"- photo PSNR of `{g['arm']}` under `{g['baseline']}`: {g['photo_psnr_drop_db']:+.2f} dB "
                       f"(goal <= {spec.max_photo_psnr_drop}): {'met' if g['photo_psnr_ok'] else 'NOT met'}")
+    images = []
+    for key, other in (("baseline", g.get("baseline")), ("contrast", g.get("contrast"))):
+        im = g.get("images", {})
+        if f"gain_over_{key}" in im:
+            spread = im[f"{key}_seed_spread"]
+            images.append(f"- `{g['arm']}` - `{other}` NED: {im[f'gain_over_{key}']:+.3f} (seed spread "
+                          f"{'-' if spread is None else f'{spread:.3f}'})")
+            p = im.get(f"paired_{key}")
+            if p:
+                images.append(f"- crop by crop, `{g['arm']}` - `{other}`: {p['mean']:+.3f} NED, 95 % interval over crops "
+                              f"[{p['ci95'][0]:+.3f}, {p['ci95'][1]:+.3f}] ({p['crops']} crops x {p['seeds']} seeds; "
+                              f"`{g['arm']}` better on {p['a_better']:.0%}, worse on {p['b_better']:.0%})")
+    if images:
+        images = ["## Real text in images (outside the goal)", "",
+                  f"Sets: {', '.join(isets)}; NED over their crops, not pooled with the documents'.", "", *images, ""]
     ev = res["eval"]
     return "\n".join([
         "# Text-infusion ablation", "",
         f"Every arm: the same model, schedule, batch, resolution and seeds; arms differ only in their data. "
-        f"Text: {', '.join(Path(d).name for d in ev['text'])}; photos: {', '.join(Path(d).name for d in ev['photos']) or '-'}. "
+        f"Text: {', '.join(Path(d).name for d in ev['text'])}; "
+        f"{'text in images: ' + ', '.join(Path(d).name for d in ev.get('images', [])) + '; ' if ev.get('images') else ''}"
+        f"photos: {', '.join(Path(d).name for d in ev['photos']) or '-'}. "
         "NED = 1 - normalised edit distance of OCR(original) and OCR(reconstruction); higher is better.", "",
-        *lines, "", "## Goal", "", *(checks or ["- (the goal's arms were not all run)"]), "",
+        *lines, "", "## Goal", "", *(checks or ["- (the goal's arms were not all run)"]), "", *images,
         "Sample reconstructions: `grid.png`. Per-run outputs: `runs/ARM/seed_S/`.", ""])
 
 
@@ -195,9 +230,10 @@ def _ned_of(details: Path, name: str) -> float | None:
 
 
 def write_report(out: Path, cfg: AblationConfig, runs: dict[str, list[dict]], data: dict, picks: list,
-                 text: list[str], photos: list[str]) -> dict:
+                 text: list[str], photos: list[str], images: list[str] | None = None) -> dict:
     arms = {a: summarise(rs) for a, rs in runs.items() if rs}
-    res = {"arms": arms, "goal": goal_checks(cfg, arms, out), "data": data, "eval": {"text": text, "photos": photos},
+    res = {"arms": arms, "goal": goal_checks(cfg, arms, out), "data": data,
+           "eval": {"text": text, "images": images or [], "photos": photos},
            "identity": cfg.identity(), "config": to_dict(cfg)}
     (out / "results.json").write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "results.md").write_text(markdown(cfg, res), encoding="utf-8")

@@ -84,12 +84,13 @@ def claim_run(cfg: AblationConfig, arm: str, run: Path, data: dict[str, str]) ->
                                              "data_config_hashes": {n: data.get(n, "") for n in names}})
 
 
-def eval_identity(cfg: AblationConfig, text: list[str], photos: list[str]) -> str:
-    """Hash of the evaluation: its folders (and their file names and sizes) and settings."""
+def eval_identity(cfg: AblationConfig, text: list[str], photos: list[str], images: list[str] | None = None) -> str:
+    """Hash of the evaluation: its folders (and their file names and sizes) and settings. (Without
+    `images` the hash is what it was before they existed: earlier runs stay evaluated.)"""
     h = hashlib.sha256()
-    for d in [*text, "|", *photos]:
+    for d in [*text, "|", *photos, *(["|images", *images] if images else [])]:
         h.update(d.encode("utf-8", "surrogateescape") + b"\0")
-        if d != "|":
+        if not d.startswith("|"):
             for p in sorted(Path(d).iterdir()) if Path(d).is_dir() else ():
                 h.update(p.name.encode("utf-8", "surrogateescape") + str(p.stat().st_size).encode() + b"\0")
     h.update(json.dumps([cfg.eval.lpips_weights, cfg.eval.use_ema, cfg.eval.grid_crops, cfg.eval.ned_text]).encode())
@@ -139,8 +140,9 @@ def train_run(cfg: AblationConfig, arm: str, seed: int, data: dict[str, dict], r
 
 
 def eval_run(cfg: AblationConfig, run: Path, text: list[str], photos: list[str], ev_id: str,
-             picks: list[tuple[str, Path]]) -> dict:
-    """Evaluate one trained run on every text and photo folder; pooled figures (by sample count)."""
+             picks: list[tuple[str, Path]], images: list[str] | None = None) -> dict:
+    """Evaluate one trained run on every text, text-in-image and photo folder; pooled figures per kind (by
+    sample count)."""
     import numpy as np
     from PIL import Image
 
@@ -157,11 +159,11 @@ def eval_run(cfg: AblationConfig, run: Path, text: list[str], photos: list[str],
     c0, t0 = _cpu(), time.monotonic()
     res: dict[str, Any] = {"eval_identity": ev_id, "sets": {}}
     taken: set[str] = set()
-    for kind, dirs in (("text", text), ("photos", photos)):
+    for kind, dirs in (("text", text), ("images", images or []), ("photos", photos)):
         for d in dirs:
             name = _set_name(d, taken)
             r = evaluate(d, run / "eval" / name, model_fn=fn, workers=cfg.eval.workers, lpips=lpips,
-                         lpips_reason=lpips_reason, worst=6, ocr=kind == "text", ned_text=cfg.eval.ned_text)
+                         lpips_reason=lpips_reason, worst=6, ocr=kind != "photos", ned_text=cfg.eval.ned_text)
             res["sets"][name] = {"kind": kind, "dir": d, **r}
     grid = run / "grid"
     grid.mkdir(exist_ok=True)
@@ -177,7 +179,8 @@ def eval_run(cfg: AblationConfig, run: Path, text: list[str], photos: list[str],
 
 
 def pool(sets: dict[str, dict]) -> dict[str, float | None]:
-    """NED over every text crop with text; PSNR/SSIM over text crops and, separately, over photos."""
+    """NED over every text crop with text; PSNR/SSIM over text crops and, separately, over photos; the
+    same figures of the text-in-image sets as `*_images` (only when there are such sets)."""
     def mean(kind: str, key: str, weight: str) -> float | None:
         rows = [(s[key], s[weight]) for s in sets.values() if s["kind"] == kind and s[key] is not None and s[weight]]
         n = sum(w for _, w in rows)
@@ -186,6 +189,9 @@ def pool(sets: dict[str, dict]) -> dict[str, float | None]:
     out = {"NED": mean("text", "NED", "NED_samples"), "PSNR": mean("text", "PSNR", "num_samples"),
            "SSIM": mean("text", "SSIM", "num_samples"), "PSNR_photos": mean("photos", "PSNR", "num_samples"),
            "SSIM_photos": mean("photos", "SSIM", "num_samples")}
+    if any(s["kind"] == "images" for s in sets.values()):
+        out.update(NED_images=mean("images", "NED", "NED_samples"), PSNR_images=mean("images", "PSNR", "num_samples"),
+                   SSIM_images=mean("images", "SSIM", "num_samples"))
     if any(s.get("LPIPS") is not None for s in sets.values()):
         out["LPIPS"] = mean("text", "LPIPS", "num_samples")
         out["LPIPS_photos"] = mean("photos", "LPIPS", "num_samples")
@@ -207,8 +213,8 @@ def run_ablation(cfg: AblationConfig, out: str | Path, arms: list[str] | None = 
         raise ValueError(f"--arms: {unknown[0]!r} is not an arm of the config ({', '.join(cfg.arms)})")
     n_seeds = seeds or cfg.seeds
     text = list(eval_gt) if eval_gt else list(cfg.eval.text)
-    photos = list(cfg.eval.photos)
-    for d in [*text, *photos]:
+    photos, images = list(cfg.eval.photos), list(cfg.eval.images)
+    for d in [*text, *images, *photos]:
         if not Path(d).is_dir():
             raise FileNotFoundError(2, "evaluation folder not found (see datasets/ablation/SOURCES.md)", d)
     if not text:
@@ -221,8 +227,8 @@ def run_ablation(cfg: AblationConfig, out: str | Path, arms: list[str] | None = 
     finally:
         if executor is not None:
             executor.close()
-    ev_id = eval_identity(cfg, text, photos)
-    picks = grid_picks(text, cfg.eval.grid_crops)
+    ev_id = eval_identity(cfg, text, photos, images)
+    picks = grid_picks([*text, *images], cfg.eval.grid_crops)  # documents and text in images alike
     units = [(a, s) for a in arms for s in range(n_seeds)]
     before = {(a, s) for a, s in units
               if (_read_json(out / "runs" / a / f"seed_{s}" / "evaluated.json") or {}).get("eval_identity") == ev_id}
@@ -232,9 +238,9 @@ def run_ablation(cfg: AblationConfig, out: str | Path, arms: list[str] | None = 
         run = out / "runs" / arm / f"seed_{seed}"
         log.info("run %d/%d: arm %s, seed %d -> %s", k + 1, len(units), arm, seed, run)
         trained = train_run(cfg, arm, seed, data, run)
-        evaluated = eval_run(cfg, run, text, photos, ev_id, picks)
+        evaluated = eval_run(cfg, run, text, photos, ev_id, picks, images)
         runs[arm].append({**trained, **evaluated})
         if (arm, seed) not in before:
             prog.advance(1)
     prog.close()
-    return write_report(out, cfg, runs, data, picks, text, photos)
+    return write_report(out, cfg, runs, data, picks, text, photos, images)

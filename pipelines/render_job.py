@@ -251,8 +251,10 @@ class RenderShards(ShardJob):
 
     unit, size_field = "samples", "count"
 
-    def __init__(self, job: RenderJobConfig, out_dir: Path, skipped_fonts: list[tuple[str, str]] = ()):
+    def __init__(self, job: RenderJobConfig, out_dir: Path, skipped_fonts: list[tuple[str, str]] = (),
+                 legibility_sha256: str = ""):
         self.job, self.skipped_fonts, self.task = job, skipped_fonts, render_task
+        self.legibility_sha256 = legibility_sha256
         self.identity, self.config, self.config_hash = identity(job), job, job.content_hash()
         self.work = [Work(s, job.shard_size(s), s) for s in range(job.num_shards)]
         self.shared = (job, str(out_dir))
@@ -273,7 +275,9 @@ class RenderShards(ShardJob):
         bad = list({json.dumps(b, sort_keys=True): b for s in done for b in s["bad_backgrounds"]}.values())
         return {"seed": self.job.seed, "recipe": self.job.recipe, "totals": totals, "bad_backgrounds": bad,
                 "skipped_fonts": [{**name_fields("path", p), "reason": why} for p, why in self.skipped_fonts],
-                "histograms": {k: dict(sorted(v.items())) for k, v in hist.items()}, "versions": versions()}
+                "histograms": {k: dict(sorted(v.items())) for k, v in hist.items()}, "versions": versions(),
+                # the per-face size guard's table (fonts.legibility): its content decides which faces are drawn
+                "legibility": {"table": self.job.render.fonts.legibility, "sha256": self.legibility_sha256}}
 
     def summary(self, manifest: dict[str, Any], out: Path) -> str:
         return f"{manifest['totals']['samples']} samples in {manifest['totals']['shards']} shards -> {out}"
@@ -284,6 +288,7 @@ def run_render(job: RenderJobConfig, out_dir: str | Path, overwrite: bool = Fals
     """Render every shard not yet done (in this process unless an executor is given), then write
     manifest.json and config.yaml. Failed shards are listed in the manifest under "failed_shards"."""
     from render_engine.engine import load_fonts
+    from render_engine.legibility import load_table
 
     if job.output.ocr_score:  # refused here, in one line, not in every worker
         try:
@@ -291,4 +296,6 @@ def run_render(job: RenderJobConfig, out_dir: str | Path, overwrite: bool = Fals
         except ImportError:
             raise RuntimeError("output.ocr_score needs the bundled OCR: pip install 'textinfuse[ocr]'") from None
     fonts = load_fonts(job.render)  # here, not only in the workers: a job no font can serve is refused at once
-    return run_shards(RenderShards(job, Path(out_dir), fonts.skipped), out_dir, overwrite, executor, progress)
+    table = load_table(job.render.fonts.legibility)  # likewise a table that cannot be read (one line, the file)
+    shards = RenderShards(job, Path(out_dir), fonts.skipped, table.sha256 if table is not None else "")
+    return run_shards(shards, out_dir, overwrite, executor, progress)

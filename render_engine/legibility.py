@@ -20,6 +20,7 @@ one-line error naming the file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -83,13 +84,17 @@ def _key(family: str, style: str) -> tuple[str, str]:
 class Legibility:
     """Profiles by (family, style, lang), and the guard built on them."""
 
-    def __init__(self, profiles: list[Profile], source: str = ""):
+    def __init__(self, profiles: list[Profile], source: str = "", sha256: str = ""):
         self.source = source
+        self.sha256 = sha256  # of the file it was read from (a render manifest records it)
         self._by = {(*_key(p.family, p.style), p.lang): p for p in profiles}
         self._cache: dict[tuple[str, str, str, float], float] = {}
 
     def __len__(self) -> int:
         return len(self._by)
+
+    def profiles(self) -> list[Profile]:
+        return list(self._by.values())
 
     def profile(self, family: str, style: str, lang: str) -> Profile | None:
         return self._by.get((*_key(family, style), lang))
@@ -119,7 +124,7 @@ class Legibility:
             for p in sorted(self._by.values(), key=lambda p: (p.lang, p.family, p.style))]}
 
     @classmethod
-    def from_json(cls, doc: Any, source: str = "") -> Legibility:
+    def from_json(cls, doc: Any, source: str = "", sha256: str = "") -> Legibility:
         where = source or "legibility table"
         if not isinstance(doc, dict) or doc.get("version") != VERSION or not isinstance(doc.get("profiles"), list):
             raise LegibilityError(f"{where}: not a legibility table (expected version {VERSION} and a list 'profiles')")
@@ -130,17 +135,20 @@ class Legibility:
                 if not curve or any(s < 1 or not 0 <= v <= 1 for s, v in curve) or len({s for s, _ in curve}) != len(curve):
                     raise ValueError("curve: [size >= 1, readability in [0, 1]] pairs, sizes once each")
                 out.append(Profile(str(p["family"]), str(p["style"]), str(p["lang"]), curve, int(p.get("n", 0))))
-            except (KeyError, TypeError, ValueError) as e:
+            except KeyError as e:
+                raise LegibilityError(f"{where}: profile {i}: no {e} key") from None
+            except (TypeError, ValueError) as e:
                 raise LegibilityError(f"{where}: profile {i}: {e}") from None
-        return cls(out, source)
+        return cls(out, source, sha256)
 
     @classmethod
     def load(cls, path: str | Path) -> Legibility:
         try:
-            doc = json.loads(read_regular(path, MAX_BYTES).decode("utf-8"))
+            raw = read_regular(path, MAX_BYTES)
+            doc = json.loads(raw.decode("utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as e:
             raise LegibilityError(f"{path}: cannot read a legibility table ({e})") from None
-        return cls.from_json(doc, str(path))
+        return cls.from_json(doc, str(path), hashlib.sha256(raw).hexdigest())
 
 
 def load_table(setting: str) -> Legibility | None:

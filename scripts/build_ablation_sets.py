@@ -11,6 +11,10 @@ and unpacked with `dpkg-deb`), and the three roles never share a document:
 - `photos/` (evaluation): 256x256 crops of the photographic KDE Plasma wallpapers, each wallpaper
   shrunk so a crop shows a scene, not a texture.
 - `real-text/` (training data of the `real-text` arm): the same bench-build cut from other manuals.
+- `screens-en/` (evaluation, `eval.images`: real text in images, reported beside the documents): the
+  screenshots of The Debian Administrator's Handbook (desktops, installer, applications: UI text on
+  wallpapers, panels, terminals and dialogs, light on dark as well as dark on light), cut by the same
+  bench-build at the same em (a screenshot's 11-13 px UI text is scaled up about 1.6-2x).
 
 Writes `SOURCES.md` (package, version, file, licence, pages of every crop) into the output folder.
 Usage: `python scripts/build_ablation_sets.py --out datasets/ablation [--em 24]`; needs apt-get and
@@ -41,6 +45,7 @@ SEED = 20261203
 LICENCES = {
     "python-reportlab-doc": "LicenseRef-ReportLab-BSD",  # free-form file: "BSD-style", ReportLab Inc. 2000-2014
     "debian-edu-doc-legacy-zh-cn": "GPL-3.0-or-later",  # the ITIL manual's own stanza (Knut Yrvin et al.)
+    "debian-handbook": "GPL-2.0-or-later OR CC-BY-SA-3.0",  # `Files: *` offers both
 }
 DOCS = {
     "docs-en": [("c++-annotations-pdf", "usr/share/doc/c++-annotations/cplusplus.pdf", "en", 16, 40),
@@ -58,6 +63,17 @@ PHOTOS = ["Autumn", "BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "
           "Kite", "OneStandsOut", "PastelHills", "Path", "summer_1am"]
 PHOTO_CROPS = 2  # per wallpaper
 RENDER_DPI = 300.0
+SCREENS_PKG = "debian-handbook"
+SCREENS_DIR = "usr/share/doc/debian-handbook/html/en-US/images"
+# the handbook's screenshots (its diagrams, logos and icons are left out)
+SCREENS = ["aptitude", "case-study", "cinnamon", "evolution", "existing-setup-1", "existing-setup-2",
+           "existing-setup-4", "firefox", "fwbuilder", "gnome", "gnome-packagekit", "inst-autopartman-mode",
+           "inst-basesystem", "inst-boot", "inst-complete", "inst-complete-txt", "inst-country", "inst-country-txt",
+           "inst-gdm", "inst-keyboard", "inst-keyboard-txt", "inst-lang", "inst-lang-txt", "inst-mirror",
+           "inst-partman", "inst-partman-disk", "inst-partman-partition", "inst-partman-validation", "inst-rootpw",
+           "inst-tasksel", "inst-username", "kde", "kmail", "lxde", "lxqt", "mate", "synaptic", "testkvm",
+           "thunderbird", "webmin", "wireshark", "xfce"]
+SCREEN_CROPS, SCREEN_PER_IMAGE = 64, 4
 
 
 def pdf_pages(pdf: Path, n: int, tmp: Path, rng: np.random.Generator) -> list[Path]:
@@ -153,6 +169,34 @@ def build_photos(out: Path, work: Path, licences: dict) -> list[dict]:
     return rows
 
 
+def build_screens(out: Path, work: Path, em: float, licences: dict) -> list[dict]:
+    """`screens-en/`: up to SCREEN_PER_IMAGE crops per screenshot, SCREEN_CROPS in all, drawn at random
+    (seeded) from what bench-build keeps (crops holding at least 40 OCR characters: UI text is sparse)."""
+    from evaluation.bench_build import CAP_TO_EM, BenchConfig, build_benchmark
+
+    root, version, lic = fetch(SCREENS_PKG, work, LICENCES[SCREENS_PKG])
+    keep_copyright(root, SCREENS_PKG, out)
+    licences[lic] = True
+    files = [root / SCREENS_DIR / f"{n}.png" for n in SCREENS if (root / SCREENS_DIR / f"{n}.png").exists()]
+    cfg = BenchConfig(lang="en", en_char_px=em * CAP_TO_EM, en_chars=(40, 600))
+    got = build_benchmark(files, work / "bench-screens", cfg)
+    dest = out / "screens-en"
+    dest.mkdir(parents=True, exist_ok=True)
+    per: dict[str, int] = {}
+    rows = []
+    for i in np.random.default_rng(SEED).permutation(len(got)):
+        r = got[int(i)]
+        if len(rows) >= SCREEN_CROPS or per.get(r["source"], 0) >= SCREEN_PER_IMAGE:
+            continue
+        per[r["source"]] = per.get(r["source"], 0) + 1
+        shutil.copy(work / "bench-screens" / r["file"], dest / r["file"])
+        rows.append({"role": "screens-en", "file": f"screens-en/{r['file']}", "package": f"{SCREENS_PKG} {version}",
+                     "path": f"{SCREENS_DIR}/{Path(r['source']).name}", "box": r["box"], "scale": r["scale"],
+                     "lang": "en", "chars": r["chars"], "licence": lic})
+    LOG.info("screens-en: %d crops from %d of %d screenshots", len(rows), len(per), len(files))
+    return sorted(rows, key=lambda r: r["file"])
+
+
 def write_sources(out: Path, rows: list[dict], em: float) -> None:
     with open(out / "sources.jsonl", "w", encoding="utf-8") as f:
         for r in rows:
@@ -164,7 +208,9 @@ def write_sources(out: Path, rows: list[dict], em: float) -> None:
              f"Built by `python scripts/build_ablation_sets.py --out {out} --em {em:g}` from Debian bookworm packages "
              "(`apt-get download`, `dpkg-deb -x`). Document crops: PDF pages rendered with pypdfium2 at "
              f"{RENDER_DPI:g} dpi, then cut by `textinfuse bench-build` at a {em:g} px em (English cap height "
-             f"{em * 0.7:g} px). Photo crops: wallpapers shrunk to a 768 px short side. Per-crop page, box and "
+             f"{em * 0.7:g} px). Screenshot crops (`screens-en`, real text in images): the Debian Administrator's "
+             "Handbook's screenshots cut by the same bench-build at the same em (crops with >= 40 OCR characters, "
+             f"at most {SCREEN_PER_IMAGE} per screenshot). Photo crops: wallpapers shrunk to a 768 px short side. Per-crop page, box and "
              "scale: `sources.jsonl`. Licences: each package's Debian `copyright` file and the GPL texts are in "
              "`licenses/`.", "",
              "| role | package | file | licence | crops | pages |", "|---|---|---|---|---|---|"]
@@ -178,7 +224,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--em", type=float, default=24.0, help="font size (em) in px of the document crops")
-    ap.add_argument("--roles", default="docs-en,docs-zh,photos,real-text")
+    ap.add_argument("--roles", default="docs-en,docs-zh,photos,real-text,screens-en")
     ap.add_argument("--work", type=Path, help="keep downloads here (default: a temporary folder)")
     ap.add_argument("--packages", help="comma list: rebuild only these packages' crops (the rest of --out is kept)")
     a = ap.parse_args()
@@ -194,8 +240,12 @@ def main() -> None:
         work = a.work or Path(tmpd)
         work.mkdir(parents=True, exist_ok=True)
         for role in roles:
-            rows += build_photos(a.out, work, licences) if role == "photos" else build_docs(role, a.out, work, a.em,
-                                                                                          licences, only)
+            if role == "photos":
+                rows += build_photos(a.out, work, licences)
+            elif role == "screens-en":
+                rows += build_screens(a.out, work, a.em, licences)
+            else:
+                rows += build_docs(role, a.out, work, a.em, licences, only)
     write_sources(a.out, rows, a.em)
 
 

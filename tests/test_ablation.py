@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -126,9 +127,31 @@ def test_resume_keeps_finished_runs_and_new_eval_sets_only_re_evaluate(ablated, 
     assert list(res["arms"]["general"]["NED_by_set"]) == ["other"]  # evaluated on the new set
 
 
+def test_text_in_image_sets_are_reported_beside_the_documents_not_pooled_with_them(ablated, tmp_path):
+    cfg, out, first = ablated
+    screens = tmp_path / "screens"
+    screens.mkdir()
+    shutil.copy(out.parent / "docs" / "doc-b.png", screens / "s.png")
+    with_images = replace(cfg, eval=replace(cfg.eval, images=(str(screens),)))
+    res = run_ablation(with_images, out, arms=["general", "synthetic"], resume=True)
+    for arm in ("general", "synthetic"):
+        r, before = res["arms"][arm], first["arms"][arm]
+        assert r["NED"] == before["NED"] and r["NED_by_set"] == before["NED_by_set"]  # documents unchanged
+        assert list(r["NED_by_image_set"]) == ["screens"] and "NED_images_seeds" in r and "PSNR_images" in r
+        assert r["NED_images"] == r["NED_by_image_set"]["screens"]
+        assert "NED_images" not in before
+    im = res["goal"]["images"]
+    if res["arms"]["synthetic"]["NED_images"] is not None and res["arms"]["general"]["NED_images"] is not None:
+        assert im["gain_over_baseline"] == pytest.approx(
+            res["arms"]["synthetic"]["NED_images"] - res["arms"]["general"]["NED_images"])
+    assert res["eval"]["images"] == [str(screens)]
+    md = (out / "results.md").read_text()
+    assert "NED screens (images)" in md and "## Real text in images (outside the goal)" in md
+    run_ablation(cfg, out, arms=["general", "synthetic"], resume=True)  # back to the module's evaluation
+
+
 def test_another_training_config_is_refused_in_the_same_folder(ablated):
     cfg, out, _ = ablated
-    from dataclasses import replace
 
     changed = replace(cfg, stages=({**cfg.stages[0], "steps": 4}, cfg.stages[1]))
     with pytest.raises(FolderInUse, match="another training recipe"):

@@ -170,7 +170,8 @@ def test_end_to_end_and_resume(tmp_path, monkeypatch):
     # the no-effect cells as a legibility table the renderer takes (fonts.legibility)
     table = Legibility.load(out / "legibility.json")
     assert table.profile("DejaVu Sans", "Book", "en").curve == ((12, cells[0]["mean"]),)
-    assert table.profile("DejaVu Sans", "Book", "zh") is None
+    assert table.profile("DejaVu Sans", "Book", "zh") is None  # DejaVu writes no Chinese
+    assert table.profile("Dancing Script", "Regular", "en") is not None  # the bundled profiles come along
     page = (out / "calibration.html").read_text()
     assert page.count("data:image/png;base64,") >= 4  # levels, size curve, effects, examples
     assert (out / "levels.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -67,6 +67,8 @@ def render_overrides(a: argparse.Namespace) -> list[str]:
         o.append(f"render.backgrounds.sources={json.dumps(a.backgrounds)}")
     if a.fonts:
         o.append(f"render.fonts.dirs={json.dumps(a.fonts)}")
+    if a.legibility:
+        o.append(f"render.fonts.legibility={json.dumps(a.legibility)}")
     if a.format:
         o.append(f"output.format={a.format}")
     if a.samples_per_shard is not None:
@@ -360,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "3, 2-4, easy-medium, 1,5 (default 1-5)")
     r.add_argument("--backgrounds", nargs="+", help="image folders, globs, files or .tar shards")
     r.add_argument("--fonts", nargs="+", help="font folders or files (added to the bundled fonts)")
+    r.add_argument("--legibility", help="legibility.json of a `calibrate` run for --fonts faces (default: the "
+                   "bundled faces' table; 'none' turns the per-face size guard off)")
     r.add_argument("--format", choices=["png", "jpg", "webp"], help="image format (default png)")
     r.add_argument("--samples-per-shard", type=int, help="samples per tar (default 1000)")
     r.add_argument("--recipe", help="start from a named recipe (f16, f32, en, zh, mixed, benchmark-like) or a YAML path")

@@ -59,6 +59,11 @@ def test_shards_are_standard_webdataset(tiny_dataset, tiny_job):
     man = json.loads((tiny_dataset / "manifest.json").read_text())
     assert man["totals"]["samples"] == 12 and man["num_shards"] == 3 and man["seed"] == 7
     assert man["config"]["output"]["samples_per_shard"] == 5
+    import hashlib
+
+    from render_engine.legibility import bundled_table
+    # the size guard's table is recorded with its content (it decides which faces are drawn)
+    assert man["legibility"] == {"table": "bundled", "sha256": hashlib.sha256(bundled_table().read_bytes()).hexdigest()}
     for sh in man["shards"]:
         tar = tiny_dataset / sh["file"]
         st = json.loads((tiny_dataset / sh["file"].replace(".tar", ".stats.json")).read_text())

@@ -111,3 +111,15 @@ def test_the_guard_keeps_a_face_away_from_sizes_it_does_not_read_at(tmp_path):
 def test_a_bad_legibility_setting_is_refused_naming_the_file(tmp_path):
     with pytest.raises(LegibilityError, match="nope.json"):
         Renderer(RenderConfig(width=64, height=64, fonts=FontConfig(legibility=str(tmp_path / "nope.json"))))
+
+
+def test_render_refuses_an_unreadable_table_at_once_in_one_line(tmp_path, capsys):
+    from textinfuse.cli import main
+
+    bad = tmp_path / "leg.json"
+    bad.write_text('{"version": 1, "profiles": [{"family": "X"}]}')
+    rc = main(["render", "--out", str(tmp_path / "out"), "--num-samples", "2", "--legibility", str(bad),
+               "--executor", "local"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1] == f"error: {bad}: profile 0: no 'curve' key"
+    assert not list((tmp_path / "out").glob("*.tar"))
