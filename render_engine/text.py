@@ -6,6 +6,7 @@ so a sample's text is a pure function of its seed.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 from collections import defaultdict
@@ -23,6 +24,9 @@ EN_KINDS = {  # snippet kind -> weight (scene text); page text is mostly prose w
     "address": 0.07, "url": 0.06, "code": 0.06, "numbers": 0.08,
 }
 ZH_KINDS = {"prose": 0.6, "name": 0.06, "address": 0.08, "company": 0.08, "date": 0.06, "price": 0.06, "phone": 0.06}
+# dates are drawn from 1970 up to this day, not up to today (Faker's default): otherwise the same seed
+# and config give other text, and other pixels, on another day
+DATE_END = datetime.datetime(2026, 1, 1)
 
 
 def read_paragraphs(folder: Path) -> list[str]:
@@ -157,7 +161,8 @@ class TextSource:
                 rows.append("  ".join(cells))
             return "\n".join(rows)
         if kind == "date":
-            return ("Date: " if rng.random() < 0.3 else "") + fk.date(pattern=("%Y-%m-%d", "%d %B %Y", "%b %d, %Y", "%m/%d/%y")[int(rng.integers(4))])
+            return ("Date: " if rng.random() < 0.3 else "") + fk.date(pattern=("%Y-%m-%d", "%d %B %Y", "%b %d, %Y", "%m/%d/%y")[int(rng.integers(4))],
+                                                                     end_datetime=DATE_END)
         if kind == "price":
             return f"{self._en_words(rng, int(rng.integers(1, 3))).capitalize()} {fk.pricetag()}" if rng.random() < 0.6 else f"Total: ${fk.pyfloat(left_digits=3, right_digits=2, positive=True):,.2f}"
         if kind == "address":
@@ -208,7 +213,7 @@ class TextSource:
         if kind == "company":
             return fk.company()
         if kind == "date":
-            d = fk.date_object()
+            d = fk.date_object(end_datetime=DATE_END)
             return f"{d.year}年{d.month}月{d.day}日"
         if kind == "price":
             return f"{fk.word()} ¥{fk.pyfloat(left_digits=4, right_digits=2, positive=True):,.2f}"

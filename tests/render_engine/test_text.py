@@ -41,3 +41,27 @@ def test_mixed_text_keeps_chinese_and_adds_latin(source):
     for _ in range(20):
         t = source.sample(rng, "mixed", 60, page=False)
         assert any("\u4e00" <= c <= "\u9fff" for c in t) and any(c.isascii() and c.isalnum() for c in t)
+
+
+def test_the_same_seed_gives_the_same_text_on_any_day(source, monkeypatch):
+    """Faker draws dates up to "now" unless told otherwise: the text of a seed must not depend on the day
+    it is rendered (found when an ablation's data, rendered again weeks later, differed in two dates)."""
+    import datetime
+
+    import faker.providers.date_time as fdt
+
+    def texts():
+        rng = np.random.default_rng(5)
+        return [source.sample(rng, lang, 60, page=False) for lang in ("en", "zh") for _ in range(150)]
+
+    today = texts()
+    assert any("年" in t and "日" in t for t in today)  # Chinese dates were drawn
+    later = datetime.datetime.now() + datetime.timedelta(days=4000)
+
+    class Later(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return later
+
+    monkeypatch.setattr(fdt, "datetime", Later)
+    assert texts() == today
