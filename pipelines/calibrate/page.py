@@ -185,12 +185,12 @@ def write_report(doc: dict[str, Any], out: Path) -> None:
         img = levels_chart(doc, out / LEVELS_PNG)
         parts.append(f"<h2>Levels</h2><img alt='levels' src='data:image/png;base64,{img}'>")
         for lang in cfg["langs"]:
-            parts.append(f"<h3>{e(lang)}</h3><table><tr><th>level</th><th class='l'>name</th><th>mean</th><th>std</th>"
+            parts.append(f"<h3>{e(lang)}</h3><table><tr><th>level</th><th class='l'>name</th><th>mean</th><th>&plusmn; se</th><th>std</th>"
                          "<th>median</th><th>p10</th><th>min</th><th>n</th><th>band</th><th>empty</th><th>failed</th></tr>")
             for r in doc["levels"]:
                 s = r[lang]
                 parts.append(f"<tr><td>{r['level']}</td><td class='l'>{e(r['name'])}</td><td>{_fmt(s['mean'])}</td>"
-                             f"<td>{_fmt(s['std'])}</td><td>{_fmt(s['median'])}</td><td>{_fmt(s['p10'])}</td>"
+                             f"<td>{_fmt(s.get('se'))}</td><td>{_fmt(s['std'])}</td><td>{_fmt(s['median'])}</td><td>{_fmt(s['p10'])}</td>"
                              f"<td>{_fmt(s['min'])}</td><td>{s['n']}</td><td style='background:{_BAND_COLOURS[s['band']]}'>"
                              f"{_fmt(s['band'])}</td><td>{s['empty']}</td><td>{s['render_failed'] + s['ocr_failed']}</td></tr>")
             parts.append("</table>")

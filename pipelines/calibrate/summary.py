@@ -22,13 +22,14 @@ CAL_VERSION = 1
 # ---- statistics ----------------------------------------------------------------------------------
 
 def stats(values: list[float]) -> dict[str, Any]:
-    """n, mean, std (population), median, 10th percentile and min; None where there are no values."""
+    """n, mean, std (population), se (standard error of the mean), median, 10th percentile and min; None
+    where there are no values."""
     v = np.asarray(values, np.float64)
     if not len(v):
-        return {"n": 0, "mean": None, "std": None, "median": None, "p10": None, "min": None}
+        return {"n": 0, "mean": None, "std": None, "se": None, "median": None, "p10": None, "min": None}
     r = lambda x: round(float(x), 4)  # noqa: E731
-    return {"n": int(len(v)), "mean": r(v.mean()), "std": r(v.std()), "median": r(np.median(v)),
-            "p10": r(np.percentile(v, 10)), "min": r(v.min())}
+    return {"n": int(len(v)), "mean": r(v.mean()), "std": r(v.std()), "se": r(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None,
+            "median": r(np.median(v)), "p10": r(np.percentile(v, 10)), "min": r(v.min())}
 
 
 def band_of(f1: float | None, bands: tuple[float, ...] | list[float]) -> int | None:
