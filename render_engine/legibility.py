@@ -35,6 +35,7 @@ FILE_NAME = "legibility.json"
 VERSION = 1
 MAX_BYTES = 4 << 20
 _SCRIPT = {"en": "latin", "zh": "han"}  # the script a language's text is set in
+_PROFILE_LANG = {"mixed": "zh"}  # mixed Chinese-English text is set in Chinese faces: their zh profile
 
 
 class LegibilityError(ValueError):
@@ -101,7 +102,7 @@ class Legibility:
 
     def min_px(self, family: str, style: str, lang: str, floor: float) -> float:
         """The smallest em size at which the face reads >= floor in `lang`; 0 without a profile (no limit)."""
-        k = (*_key(family, style), lang, floor)
+        k = (*_key(family, style), _PROFILE_LANG.get(lang, lang), floor)
         if k not in self._cache:
             p = self._by.get(k[:3])
             self._cache[k] = 0.0 if p is None or floor <= 0 else min_size(list(p.curve), floor)

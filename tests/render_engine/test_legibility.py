@@ -123,3 +123,9 @@ def test_render_refuses_an_unreadable_table_at_once_in_one_line(tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1] == f"error: {bad}: profile 0: no 'curve' key"
     assert not list((tmp_path / "out").glob("*.tar"))
+
+
+def test_mixed_text_is_guarded_by_the_chinese_profile():
+    t = Legibility.from_json({"version": 1, "profiles": [
+        {"family": "K", "style": "R", "lang": "zh", "curve": [[6, 0.5], [10, 1.0]]}]})
+    assert t.min_px("K", "R", "mixed", 0.9) == t.min_px("K", "R", "zh", 0.9) == 10
