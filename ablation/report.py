@@ -60,27 +60,33 @@ def goal_checks(cfg: AblationConfig, arms: dict[str, dict], folder: Path | None 
         out["photo_psnr_drop_db"] = drop
         out["photo_psnr_ok"] = drop <= g.max_photo_psnr_drop
     if a and c and a.get("NED") is not None and c.get("NED") is not None:
-        gain = a["NED"] - c["NED"]
-        spread = max(a.get("NED_spread") or 0.0, c.get("NED_spread") or 0.0)
+        gain, spread = _gain(a, c, "NED")
         out["ned_gain_over_contrast"] = gain
-        out["seed_spread"] = spread if len(a["seeds"]) > 1 else None
-        out["contrast_ok"] = gain > spread if len(a["seeds"]) > 1 else None  # one seed: no spread to beat
+        out["seed_spread"] = spread
+        out["contrast_ok"] = gain > spread if spread is not None else None  # one seed: no spread to beat
     for key, name, other in (("paired_baseline", g.baseline, b), ("paired_contrast", g.contrast, c)):
         if folder is not None and a and other:
-            seeds = sorted(set(a["seeds"]) & set(other["seeds"]))
-            out[key] = paired_difference(folder, g.arm, name, seeds, sorted(a["NED_by_set"]))
+            out[key] = _paired(folder, g.arm, name, a, other, "NED_by_set")
     if a and a.get("NED_images") is not None:  # the same comparisons on real text in images (outside the goal)
         im: dict[str, Any] = {}
         for key, name, other in (("baseline", g.baseline, b), ("contrast", g.contrast, c)):
             if other and other.get("NED_images") is not None:
-                spread = max(a.get("NED_images_spread") or 0.0, other.get("NED_images_spread") or 0.0)
-                im[f"gain_over_{key}"] = a["NED_images"] - other["NED_images"]
-                im[f"{key}_seed_spread"] = spread if len(a["seeds"]) > 1 else None
+                im[f"gain_over_{key}"], im[f"{key}_seed_spread"] = _gain(a, other, "NED_images")
                 if folder is not None:
-                    seeds = sorted(set(a["seeds"]) & set(other["seeds"]))
-                    im[f"paired_{key}"] = paired_difference(folder, g.arm, name, seeds, sorted(a["NED_by_image_set"]))
+                    im[f"paired_{key}"] = _paired(folder, g.arm, name, a, other, "NED_by_image_set")
         out["images"] = im
     return out
+
+
+def _gain(a: dict, other: dict, metric: str) -> tuple[float, float | None]:
+    """`a`'s mean `metric` minus `other`'s, and the larger of their seed spreads (None with one seed)."""
+    spread = max(a.get(f"{metric}_spread") or 0.0, other.get(f"{metric}_spread") or 0.0)
+    return a[metric] - other[metric], spread if len(a["seeds"]) > 1 else None
+
+
+def _paired(folder: Path, name_a: str, name_b: str, a: dict, b: dict, sets_key: str) -> dict[str, Any] | None:
+    """`paired_difference` over the seeds both arms ran and `a`'s sets under `sets_key`."""
+    return paired_difference(folder, name_a, name_b, sorted(set(a["seeds"]) & set(b["seeds"])), sorted(a[sets_key]))
 
 
 def crop_neds(run: Path, sets: list[str]) -> dict[tuple[str, str], float]:
@@ -125,6 +131,13 @@ def _f(v: Any, nd: int = 3) -> str:
     return "-" if v is None else f"{v:.{nd}f}"
 
 
+def _paired_line(arm: str, other: str, p: dict[str, Any]) -> str:
+    """One results.md line for a `paired_difference` result."""
+    return (f"- crop by crop, `{arm}` - `{other}`: {p['mean']:+.3f} NED, 95 % interval over crops "
+            f"[{p['ci95'][0]:+.3f}, {p['ci95'][1]:+.3f}] ({p['crops']} crops x {p['seeds']} seeds; "
+            f"`{arm}` better on {p['a_better']:.0%}, worse on {p['b_better']:.0%})")
+
+
 def markdown(cfg: AblationConfig, res: dict) -> str:
     arms = res["arms"]
     sets = sorted({n for r in arms.values() for n in r["NED_by_set"]})
@@ -153,9 +166,7 @@ def markdown(cfg: AblationConfig, res: dict) -> str:
     for key, other in (("paired_baseline", g.get("baseline")), ("paired_contrast", g.get("contrast"))):
         p = g.get(key)
         if p:
-            checks.append(f"- crop by crop, `{g['arm']}` - `{other}`: {p['mean']:+.3f} NED, 95 % interval over crops "
-                          f"[{p['ci95'][0]:+.3f}, {p['ci95'][1]:+.3f}] ({p['crops']} crops x {p['seeds']} seeds; "
-                          f"`{g['arm']}` better on {p['a_better']:.0%}, worse on {p['b_better']:.0%})")
+            checks.append(_paired_line(g["arm"], other, p))
     if "photo_psnr_ok" in g:
         checks.append(f"- photo PSNR of `{g['arm']}` under `{g['baseline']}`: {g['photo_psnr_drop_db']:+.2f} dB "
                       f"(goal <= {spec.max_photo_psnr_drop}): {'met' if g['photo_psnr_ok'] else 'NOT met'}")
@@ -168,9 +179,7 @@ def markdown(cfg: AblationConfig, res: dict) -> str:
                           f"{'-' if spread is None else f'{spread:.3f}'})")
             p = im.get(f"paired_{key}")
             if p:
-                images.append(f"- crop by crop, `{g['arm']}` - `{other}`: {p['mean']:+.3f} NED, 95 % interval over crops "
-                              f"[{p['ci95'][0]:+.3f}, {p['ci95'][1]:+.3f}] ({p['crops']} crops x {p['seeds']} seeds; "
-                              f"`{g['arm']}` better on {p['a_better']:.0%}, worse on {p['b_better']:.0%})")
+                images.append(_paired_line(g["arm"], other, p))
     if images:
         images = ["## Real text in images (outside the goal)", "",
                   f"Sets: {', '.join(isets)}; NED over their crops, not pooled with the documents'.", "", *images, ""]

@@ -97,6 +97,10 @@ class Legibility:
     def profiles(self) -> list[Profile]:
         return list(self._by.values())
 
+    def over(self, base: Legibility) -> Legibility:
+        """This table's profiles plus `base`'s for the faces and languages this one does not measure."""
+        return Legibility(list({**base._by, **self._by}.values()), self.source)
+
     def profile(self, family: str, style: str, lang: str) -> Profile | None:
         return self._by.get((*_key(family, style), lang))
 

@@ -18,20 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from render_engine.legibility import Legibility, Profile, bundled_table  # noqa: E402
-
-
-def pooled(docs: list[dict]) -> Legibility:
-    acc: dict[tuple[str, str, str], dict[int, list[float]]] = {}
-    for doc in docs:
-        for c in doc["cells"]:
-            if c["effect"] == "none" and c["mean"] is not None and c["n"]:
-                pt = acc.setdefault((c["family"], c["style"], c["lang"]), {}).setdefault(c["size"], [0.0, 0])
-                pt[0] += c["mean"] * c["n"]
-                pt[1] += c["n"]
-    return Legibility([Profile(f, s, lang, tuple((size, round(t / n, 4)) for size, (t, n) in sorted(pts.items())),
-                               min(n for _, n in pts.values()))
-                       for (f, s, lang), pts in sorted(acc.items())])
+from pipelines.calibrate import legibility_table  # noqa: E402
+from render_engine.legibility import bundled_table  # noqa: E402
 
 
 def _dumps(doc: dict) -> str:
@@ -62,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if not docs:
         print("no usable calibration", file=sys.stderr)
         return 2
-    table = pooled(docs)
+    table = legibility_table(*docs)
     out = {**table.to_json(),
            "conditions": "page on the paper sheet, level-1 contrast and background, no effect (textinfuse calibrate cells)",
            "sources": [{"config_hash": d["config_hash"], "created": d["created"], "samples_per_cell": d["config"]["samples_per_cell"],

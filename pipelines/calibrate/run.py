@@ -124,16 +124,14 @@ def _write_legibility(cfg: CalibrateConfig, doc: dict[str, Any], out: Path) -> N
     (page on the sheet, cell_level 1): what `fonts.legibility` takes for faces the bundled table lacks."""
     table = legibility_table(doc) if cfg.cell_mode == "page" and cfg.cell_level == 1 else None
     if table is not None and not (out / LEGIBILITY_NAME).exists():
-        write_json_atomic(out / LEGIBILITY_NAME, {**with_bundled(table).to_json(), "calibration": doc["config_hash"]})
+        write_json_atomic(out / LEGIBILITY_NAME, {**_with_bundled(table).to_json(), "calibration": doc["config_hash"]})
 
 
-def with_bundled(table: Legibility) -> Legibility:
-    """`table`'s profiles plus the bundled faces' that it does not measure: a complete table for
-    `fonts.legibility` (which replaces the bundled one)."""
+def _with_bundled(table: Legibility) -> Legibility:
+    """A complete table for `fonts.legibility` (which replaces the bundled one): the measured profiles over
+    the bundled faces'."""
     p = bundled_table()
-    base = Legibility.load(p).profiles() if p.exists() else []
-    mine = {(x.family.lower(), x.style.lower(), x.lang) for x in table.profiles()}
-    return Legibility([*table.profiles(), *(x for x in base if (x.family.lower(), x.style.lower(), x.lang) not in mine)])
+    return table.over(Legibility.load(p)) if p.exists() else table
 
 
 def _save_example(out: Path, task: Task, e: dict[str, Any]) -> dict[str, Any]:

@@ -88,18 +88,23 @@ def level_verdict(levels: list[dict[str, Any]], langs: list[str]) -> dict[str, A
     return out
 
 
-def legibility_table(doc: dict[str, Any]) -> Legibility | None:
-    """The legibility profiles the document's no-effect cells give (render_engine/legibility.py): one per
-    face and language, its curve the mean F1 per size; None without such cells. Only a page-mode
-    calibration at `cell_level` 1 measures what the guard assumes (the easiest conditions)."""
-    by: dict[tuple[str, str, str], list[tuple[int, float, int]]] = {}
-    for c in doc["cells"]:
-        if c["effect"] == "none" and c["mean"] is not None:
-            by.setdefault((c["family"], c["style"], c["lang"]), []).append((c["size"], c["mean"], c["n"]))
-    if not by:
+def legibility_table(*docs: dict[str, Any]) -> Legibility | None:
+    """The legibility profiles the documents' no-effect cells give (render_engine/legibility.py): one per
+    face and language, its curve the mean F1 per size, pooled over the documents by sample count (a later
+    run with other sizes or more samples adds to an earlier one); None without such cells. Only a
+    page-mode calibration at `cell_level` 1 measures what the guard assumes (the easiest conditions)."""
+    acc: dict[tuple[str, str, str], dict[int, list[float]]] = {}
+    for doc in docs:
+        for c in doc["cells"]:
+            if c["effect"] == "none" and c["mean"] is not None and c["n"]:
+                pt = acc.setdefault((c["family"], c["style"], c["lang"]), {}).setdefault(c["size"], [0.0, 0])
+                pt[0] += c["mean"] * c["n"]
+                pt[1] += c["n"]
+    if not acc:
         return None
-    return Legibility([Profile(f, st, lang, tuple((sz, m) for sz, m, _ in sorted(pts)), min(n for *_, n in pts))
-                       for (f, st, lang), pts in sorted(by.items())], "calibration")
+    return Legibility([Profile(f, st, lang, tuple((size, round(t / n, 4)) for size, (t, n) in sorted(pts.items())),
+                               int(min(n for _, n in pts.values())))
+                       for (f, st, lang), pts in sorted(acc.items())], "calibration")
 
 
 def versions() -> dict[str, str]:
