@@ -31,6 +31,9 @@ class TextConfig:
     charset: str = ""  # character list for balanced sampling; "" = bundled GB2312 level 1
     char_px_by_lang: dict[str, tuple[int, int]] = field(default_factory=dict)  # narrows char_px per language
     level_scale: float = 1.0  # multiplies every level's em range (levels.scaled); char_px still bounds it
+    # chance a page block is printed in ink (levels.INK_CONTRAST: dark on a light page, as documents and
+    # screens are) instead of at its level's contrast; scene text always takes the level's contrast
+    ink_share: float = 0.5
 
     def __post_init__(self) -> None:
         bad = [lang for lang in self.langs if lang not in LANGS]
@@ -42,6 +45,8 @@ class TextConfig:
         _check_range("text.char_px", self.char_px, 5, 64)
         if not 0.25 <= self.level_scale <= 4.0:
             raise ValueError(f"text.level_scale {self.level_scale}: use 0.25-4")
+        if not 0 <= self.ink_share <= 1:
+            raise ValueError(f"text.ink_share {self.ink_share}: must be in [0, 1]")
         for lang, r in self.char_px_by_lang.items():
             if lang not in LANGS:
                 raise ValueError(f"text.char_px_by_lang: {lang!r} not in {LANGS}")

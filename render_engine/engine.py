@@ -29,7 +29,7 @@ from .glyphs import GlyphCache
 from .labels import CHARS_MEMBER, LABEL_VERSION
 from .layout import fill, grid, place
 from .legibility import Legibility, load_table
-from .levels import LEVELS, scaled
+from .levels import INK_CONTRAST, LEVELS, scaled
 from .paths import bundled_backgrounds, bundled_corpora, bundled_fonts
 from .text import TextSource
 
@@ -234,8 +234,13 @@ class Renderer:
         lv = LEVELS[level]
         lang = str(_weighted(rng, cfg.text.langs, cfg.text.lang_weights))
         page = bool(rng.random() < cfg.layout.page_prob)
-        bg_i, img = self.assets.backgrounds.pick(rng, pool or list(range(len(self.assets.backgrounds))))
-        crops = [sample_crop(rng, img.shape[:2], (W, H), cfg.backgrounds.scale) for _ in range(abs(lv.background_tries))]
+        # the photo and its crops come from a stream of their own, so that everything else a sample draws
+        # (sheet, text, fonts, sizes, layout, colours' contrast) is the same whatever the backgrounds are:
+        # text on flat white is then the same text as on the photos (the ablation's controlled pair)
+        bg_rng = np.random.default_rng(int(rng.integers(2**63)))
+        bg_i, img = self.assets.backgrounds.pick(bg_rng, pool or list(range(len(self.assets.backgrounds))))
+        crops = [sample_crop(bg_rng, img.shape[:2], (W, H), cfg.backgrounds.scale)
+                 for _ in range(abs(lv.background_tries))]
         busy = [self.assets.backgrounds.busyness(bg_i, c, W) for c in crops]
         j = int(np.argmin(busy) if lv.background_tries > 0 else np.argmax(busy))
         crop = crops[j]
@@ -352,6 +357,9 @@ class Renderer:
             return None, lost
         x, y, _, _ = region
         target = round(float(rng.uniform(*lv.contrast)), 3)
+        ink = page and self.cfg.text.ink_share > 0 and rng.random() < self.cfg.text.ink_share
+        if ink:  # printed: as dark as the page allows up to black, whatever the level's contrast
+            target = round(float(rng.uniform(*INK_CONTRAST)), 3)
         # each line's colour meets the target against the mean luminance of the background behind it
         col, row = np.divmod(np.arange(len(lines)), rows)
         y0 = (y + row * px * spacing).astype(np.int64)
@@ -362,7 +370,7 @@ class Renderer:
         colours = colours_for_contrast(rng, local, target)
         block = {"region": list(region), "font": face.id, "char_px": px, "line_spacing": spacing, "align": align,
                  "columns": columns, "gap": gap, "indent": indent, "colours": colours,
-                 "contrast_target": target, "lines": [t for t, _ in lines], "para_starts": [s for _, s in lines]}
+                 "contrast_target": target, **({"ink": True} if ink else {}), "lines": [t for t, _ in lines], "para_starts": [s for _, s in lines]}
         return block, lost
 
     # ---- rendering -------------------------------------------------------------------------------
@@ -473,6 +481,8 @@ class Renderer:
             return
         blocks = params["blocks"]
         colours = tuple(tuple(int(v) for v in ln["colour"]) for ln in lines)
+        paper = params["background"].get("paper")  # text printed on a sheet stays on it when it turns
+        sheet = None if paper is None else (lambda x, y, w, h: (x, y, x + w, y + h))(*paper["box"])
         for eff in self.effects:
             if rng.random() >= eff.probability(params["level"]) * self.cfg.effects.strength:
                 continue
@@ -480,7 +490,8 @@ class Renderer:
             ctx = fx.EffectContext(
                 size=tuple(params["size"]), level=params["level"], min_px=min(b["char_px"] for b in blocks),
                 contrast_target=blocks[0]["contrast_target"], line_colours=colours,
-                line_boxes=tuple(map(tuple, np.concatenate([q.min(1), q.max(1)], 1).tolist())), quads=layers.quads)
+                line_boxes=tuple(map(tuple, np.concatenate([q.min(1), q.max(1)], 1).tolist())), quads=layers.quads,
+                area=sheet)
             p = eff.sample(rng, ctx)
             if p is None:
                 continue

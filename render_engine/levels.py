@@ -43,6 +43,10 @@ LEVELS: dict[int, Level] = {
 }
 
 
+# the contrast (WCAG ratio) of ink on a page: print and screen text, from dark grey to black on white
+INK_CONTRAST = (12.0, 21.0)
+
+
 def bands() -> tuple[float, ...]:
     """The levels' readability floors, best first, without level 5's (0): level 1 reads >= bands[0], ..."""
     return tuple(LEVELS[n].readability[0] for n in sorted(LEVELS)[:-1])

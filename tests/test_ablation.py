@@ -22,6 +22,9 @@ from render_engine.paths import bundled_backgrounds  # noqa: E402
 from textinfuse.configio import ConfigError, to_dict  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+# what makes the plain-text source synthetic's samples on flat white: the sheet white on white, no effects
+PLAIN = ["render.effects.strength=0", "render.layout.paper_white=[255, 255]", "render.layout.paper_tint=0",
+         "render.layout.paper_opacity=[1.0, 1.0]"]
 
 
 def tiny_config(root: Path, **changes) -> Path:
@@ -51,8 +54,7 @@ def tiny_config(root: Path, **changes) -> Path:
                    {"name": "infuse", "steps": 3, "resolution": 32, "lr": 1e-3}],
         "sources": {"general": {"kind": "filter", "inputs": ["photos"], "set": ["text_density.enabled=false"]},
                     "synthetic": {"kind": "render", "set": render},
-                    "plain_text": {"kind": "render", "set": [*render, "render.effects.strength=0", "render.layout.paper_prob=0"],
-                                   "flat": ["#ffffff"]}},
+                    "plain_text": {"kind": "render", "set": [*render, *PLAIN], "flat": ["#ffffff"]}},
         "arms": {"general": {"base": {"general": 1}, "infuse": {"general": 1}},
                  "synthetic": {"base": {"general": 1}, "infuse": {"general": 0.5, "synthetic": 0.5}},
                  "plain-text": {"base": {"general": 1}, "infuse": {"general": 0.5, "plain_text": 0.5}}},
@@ -189,11 +191,20 @@ def test_plain_text_renders_on_flat_backgrounds(ablated):
     assert summary["images"] == 12
     import webdataset as wds
 
-    corners = []
-    for s in wds.WebDataset(sorted(str(p) for p in (out / "data/plain_text").glob("*.tar")), shardshuffle=False):
+    def read(name):
+        urls = sorted(str(p) for p in (out / "data" / name).glob("*.tar"))
+        return {s["__key__"]: s for s in wds.WebDataset(urls, shardshuffle=False)}
+
+    plain, synthetic = read("plain_text"), read("synthetic")
+    assert plain.keys() == synthetic.keys()
+    for key, s in plain.items():
         im = np.asarray(Image.open(__import__("io").BytesIO(s["png"])).convert("RGB"))
-        corners.append(im[0, 0])
-    assert (np.array(corners) >= 250).all()  # white where no text is drawn
+        assert (im[0, 0] >= 250).all()  # white where no text is drawn
+        # the same sample as synthetic's, without its photo: the arms differ in the background alone
+        a, b = json.loads(s["json"]), json.loads(synthetic[key]["json"])
+        assert [(ln["text"], ln["font"], ln["char_px"]) for ln in a["lines"]] == \
+               [(ln["text"], ln["font"], ln["char_px"]) for ln in b["lines"]]
+        assert a["background"]["source"] != b["background"]["source"]
 
 
 @pytest.mark.parametrize("change, message", [
@@ -223,6 +234,10 @@ def test_cli_help_and_shipped_configs_load():
     for name in ("cpu", "gpu"):
         cfg = load_ablation(REPO / "configs" / "ablation" / f"{name}.yaml")
         assert {"general", "real-text", "plain-text", "synthetic"} <= set(cfg.arms)
+        plain, synthetic = cfg.sources["plain_text"], cfg.sources["synthetic"]
+        # plain-text is synthetic's recipe and samples on flat white: nothing else may differ
+        assert (plain.recipe, plain.flat) == (synthetic.recipe, ("#ffffff",))
+        assert set(synthetic.set) <= set(plain.set) and set(plain.set) - set(synthetic.set) == set(PLAIN), name
         assert to_dict(cfg.train_config("general", 0, {n: "x" for n in cfg.sources}))["data"]["sources"]
     a = build_parser().parse_args(["ablate", "--config", "c.yaml", "--out", "o", "--arms", "general,synthetic",
                                    "--seeds", "1", "--eval-gt", "d1", "d2", "--resume"])

@@ -61,8 +61,9 @@ class Layers:
 
 @dataclass(frozen=True)
 class EffectContext:
-    """What `sample` may look at: canvas size, level 1-5, smallest char px, the contrast target, and per
-    line its box (x0, y0, x1, y1) and text colour."""
+    """What `sample` may look at: canvas size, level 1-5, smallest char px, the contrast target, per
+    line its box (x0, y0, x1, y1) and text colour, and the area (x0, y0, x1, y1) geometry must keep the
+    text in: the sheet of paper it is printed on, else None (the canvas)."""
 
     size: tuple[int, int]
     level: int
@@ -71,6 +72,11 @@ class EffectContext:
     line_boxes: tuple[tuple[float, float, float, float], ...]
     line_colours: tuple[tuple[int, int, int], ...]
     quads: Any  # (N, 4, 2) array of all boxes, for geometric bounds checks
+    area: tuple[float, float, float, float] | None = None
+
+    def fits(self, matrix: np.ndarray) -> bool:
+        """True when every box, transformed by `matrix`, stays inside the canvas and the area."""
+        return fits(np.asarray(self.quads), matrix, self.size, area=self.area)
 
 
 class Effect:
@@ -98,14 +104,18 @@ class Effect:
         raise NotImplementedError
 
 
-def fits(quads: np.ndarray, matrix: np.ndarray, size: tuple[int, int], margin: float = 0.5) -> bool:
-    """True when every box, transformed by `matrix`, stays inside the canvas."""
+def fits(quads: np.ndarray, matrix: np.ndarray, size: tuple[int, int], margin: float = 0.5,
+         area: tuple[float, float, float, float] | None = None) -> bool:
+    """True when every box, transformed by `matrix`, stays inside the canvas (and inside `area`, x0, y0,
+    x1, y1, when given)."""
     if not len(quads):
         return True
     pts = cv2.perspectiveTransform(quads.reshape(-1, 1, 2).astype(np.float64), matrix).reshape(-1, 2)
     w, h = size
-    return bool(pts[:, 0].min() >= margin and pts[:, 1].min() >= margin
-                and pts[:, 0].max() <= w - margin and pts[:, 1].max() <= h - margin)
+    x0, y0, x1, y1 = (0, 0, w, h) if area is None else (max(0, area[0]), max(0, area[1]), min(w, area[2]),
+                                                         min(h, area[3]))
+    return bool(pts[:, 0].min() >= x0 + margin and pts[:, 1].min() >= y0 + margin
+                and pts[:, 0].max() <= x1 - margin and pts[:, 1].max() <= y1 - margin)
 
 
 def opposite_layer(color: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .base import Effect, EffectContext, Layers, fits
+from .base import Effect, EffectContext, Layers
 
 
 def corner_matrix(size: tuple[int, int], offsets: list[list[float]]) -> np.ndarray:
@@ -28,7 +28,7 @@ class Perspective(Effect):
         offs = rng.uniform(-reach, reach, size=(4, 2))
         for _ in range(6):
             o = [[round(float(v), 3) for v in row] for row in offs]
-            if fits(np.asarray(ctx.quads), corner_matrix(ctx.size, o), ctx.size):
+            if ctx.fits(corner_matrix(ctx.size, o)):
                 return {"corners": o}
             offs = offs / 2
         return None

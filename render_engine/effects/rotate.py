@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .base import Effect, EffectContext, Layers, fits
+from .base import Effect, EffectContext, Layers
 
 
 def rotation_matrix(angle: float, cx: float, cy: float) -> np.ndarray:
@@ -27,7 +27,7 @@ class Rotate(Effect):
         cx, cy = (q.min(0) + q.max(0)) / 2
         angle = float(rng.uniform(-self.max_deg, self.max_deg))
         for _ in range(6):  # shrink until every box stays inside the canvas
-            if fits(np.asarray(ctx.quads), rotation_matrix(angle, cx, cy), ctx.size):
+            if ctx.fits(rotation_matrix(angle, cx, cy)):
                 return {"angle": round(angle, 4), "cx": round(float(cx), 3), "cy": round(float(cy), 3)}
             angle /= 2
         return None

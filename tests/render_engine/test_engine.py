@@ -235,3 +235,83 @@ def test_tall_pages_hold_hundreds_of_lines_with_exact_labels():
     s = r.generate(np.random.default_rng(0))
     assert len(s.label["lines"]) > 300
     check_label(r, s, char_px=(5, 5))
+
+
+def test_ink_share_prints_page_blocks_dark_and_leaves_scene_text_at_its_level():
+    from render_engine.config import LayoutConfig
+    from render_engine.levels import INK_CONTRAST
+
+    lay = LayoutConfig(page_prob=0.5)
+    inked = Renderer(RenderConfig(levels=(3, 4, 5), text=TextConfig(ink_share=1.0), layout=lay))
+    modes = set()
+    for s in samples(inked, 16):
+        check_label(inked, s)
+        lv = LEVELS[s.label["difficulty"]["level"]]
+        mode = s.label["mode"]
+        modes.add(mode)
+        for b in s.label["params"]["blocks"]:
+            lo, hi = INK_CONTRAST if mode == "page" else lv.contrast
+            assert b.get("ink", False) == (mode == "page") and lo <= b["contrast_target"] <= hi, (mode, b)
+        if mode == "page":  # on a light sheet ink is reached: far above these levels' contrasts (at most 5)
+            assert min(ln["contrast"] for ln in s.label["lines"]) > 0.9 * INK_CONTRAST[0]
+    assert modes == {"page", "scene"}
+    # no ink: every block at its level's contrast, and the labels say so by leaving `ink` out
+    plain = Renderer(RenderConfig(levels=(3, 4, 5), text=TextConfig(ink_share=0.0), layout=lay))
+    for s in samples(plain, 8):
+        lv = LEVELS[s.label["difficulty"]["level"]]
+        assert all("ink" not in b and lv.contrast[0] <= b["contrast_target"] <= lv.contrast[1]
+                   for b in s.label["params"]["blocks"])
+
+
+def test_ink_share_must_be_a_probability():
+    with pytest.raises(ValueError, match="ink_share"):
+        TextConfig(ink_share=1.5)
+
+
+def test_the_same_seed_on_flat_white_renders_the_same_text_as_on_the_photos(tmp_path):
+    """The ablation's controlled pair: backgrounds draw from their own stream, so swapping the photos for
+    one flat white image (and the sheet for a white one, effects off) leaves the text, faces, sizes, layout
+    and contrast targets of every sample as they were; only the pixels behind the text change."""
+    from PIL import Image
+
+    from render_engine.config import BackgroundConfig, EffectsConfig, LayoutConfig
+
+    Image.fromarray(np.full((300, 300, 3), 255, np.uint8)).save(tmp_path / "white.png")
+    photos = Renderer(RenderConfig())
+    flat = Renderer(RenderConfig(backgrounds=BackgroundConfig(sources=(str(tmp_path),)),
+                                 layout=LayoutConfig(paper_white=(255, 255), paper_tint=0, paper_opacity=(1, 1)),
+                                 effects=EffectsConfig(strength=0)))
+    keep = ("text", "font", "char_px", "line_spacing", "columns", "contrast_target")
+    differs = 0
+    for a, b in zip(samples(photos, 12), samples(flat, 12), strict=True):
+        la, lb = a.label, b.label
+        assert (la["difficulty"], la["mode"], la["lang"]) == (lb["difficulty"], lb["mode"], lb["lang"])
+        assert [{k: ln.get(k) for k in keep} for ln in la["lines"]] == [{k: ln.get(k) for k in keep} for ln in lb["lines"]]
+        pa, pb = la["params"], lb["params"]
+        assert [{k: bl[k] for k in ("region", "font", "char_px", "lines", "contrast_target")} for bl in pa["blocks"]] == \
+               [{k: bl[k] for k in ("region", "font", "char_px", "lines", "contrast_target")} for bl in pb["blocks"]]
+        assert ("paper" in pa["background"]) == ("paper" in pb["background"])
+        if "paper" in pa["background"]:
+            assert pa["background"]["paper"]["box"] == pb["background"]["paper"]["box"]
+        white = b.image[b.alpha == 0]
+        assert white.size and white.min() == 255  # flat white behind the text, nothing else
+        differs += not np.array_equal(a.image, b.image)
+    assert differs == 12
+
+
+def test_text_printed_on_a_sheet_stays_on_it_when_it_turns():
+    # rotate and perspective move the text, not the sheet: they were kept inside the canvas only, so
+    # a line near the sheet's edge could end up partly over the photo
+    from render_engine.config import EffectsConfig, LayoutConfig
+
+    r = Renderer(RenderConfig(levels=(1, 2), layout=LayoutConfig(page_prob=1.0, paper_size=(0.8, 0.9),
+                                                                 margin=(1, 3)),
+                              effects=EffectsConfig(enabled=("rotate", "perspective"), strength=3.0)))
+    warped = 0
+    for s in samples(r, 16):
+        x, y, w, h = s.label["params"]["background"]["paper"]["box"]
+        warped += bool(s.label["effects"])
+        for ln in s.label["lines"]:
+            q = np.asarray(ln["box"])
+            assert q[:, 0].min() >= x and q[:, 1].min() >= y and q[:, 0].max() <= x + w and q[:, 1].max() <= y + h
+    assert warped >= 8
