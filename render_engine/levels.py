@@ -11,6 +11,7 @@
 Char px is the em size in pixels (see README "Character size"). Sizes are drawn uniformly from the
 level's range intersected with the job's `char_px` range. Contrast is the target ratio between the text
 colour and the mean background luminance under the text block; the label records the achieved value.
+A share of page blocks (`text.ink_share`) is printed in ink instead (INK_CONTRAST, whatever the level).
 
 Readability is the bundled OCR's mean order-free character F1 on the level's samples (`textinfuse
 calibrate`): the bands are character error rates of at most 1 %, 1-3 %, 3-10 %, 10-40 % and over 40 %,
